@@ -1,0 +1,961 @@
+"""The ``careradar`` command line. Thin: parse, call, print.
+
+Errors are one line plus a hint (``--debug`` adds the traceback); exit code 2 for configuration
+problems, 1 for a failed run. Every list has ``--json`` for scripts. Text shown to a person has
+PII redacted; the store keeps the original.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from pipeline import __version__, registry
+from pipeline.config import (
+    AppConfig,
+    find_config,
+    format_duration,
+    load_config,
+    parse_duration,
+    sla_warnings,
+)
+from pipeline.errors import CareradarError, ConfigError, NotFound
+from pipeline.items import Status, now_utc
+from pipeline.nlp.pii import redact
+from pipeline.runner import Runner, RunResult
+from pipeline.sinks.store import ItemRow, Store, redact_url
+
+app = typer.Typer(
+    name="careradar",
+    help="Watch what customers say, flag what needs a human, keep response-time promises.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check and explain the configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+items_app = typer.Typer(help="Browse stored items.", no_args_is_help=True)
+triage_app = typer.Typer(help="The queue of items that need a human.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(items_app, name="items")
+app.add_typer(triage_app, name="triage")
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """Piped output gets a wide fixed width instead of rich's 80 columns, so lines stay whole."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = stream.isatty() or "COLUMNS" in os.environ
+    return Console(stderr=stderr, highlight=False, width=None if wide else 160)
+
+
+out = _console()
+err = _console(stderr=True)
+log = logging.getLogger("careradar")
+
+
+@dataclass
+class State:
+    config_path: str | None = None
+    db_url: str | None = None
+    debug: bool = False
+    _cfg: AppConfig | None = None
+
+    def cfg(self) -> AppConfig:
+        if self._cfg is None:
+            path = find_config(self.config_path)
+            self._cfg = load_config(path, registry.source_models(), database_url=self.db_url)
+        return self._cfg
+
+    def store(self, *, migrate: bool | None = None) -> Store:
+        return Store.open(self.cfg().database.url, migrate=migrate)
+
+
+state = State()
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", "-c", help="config file (default: $CARERADAR_CONFIG, ./careradar.yaml)"
+        ),
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="database URL, overrides the config")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks and debug logs")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show progress logs")] = False,
+) -> None:
+    state.config_path, state.db_url, state.debug, state._cfg = config, db, debug, None
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=debug, markup=False, rich_tracebacks=debug)],
+        force=True,
+    )
+    for noisy in ("apscheduler", "alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str, indent=None) + "\n")
+
+
+def _iso(dt: datetime | None) -> str:
+    return "" if dt is None else dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _relative(due: datetime | None, now: datetime) -> str:
+    if due is None:
+        return ""
+    delta = (due - now).total_seconds()
+    text = format_duration(abs(delta) if abs(delta) >= 60 else round(abs(delta)))
+    if abs(delta) >= 3600:  # minutes and seconds are noise once it is hours away
+        text = format_duration(round(abs(delta) / 60) * 60)
+    return f"overdue {text}" if delta < 0 else f"in {text}"
+
+
+def _snippet(text: str, width: int = 90) -> str:
+    one_line = " ".join(redact(text).split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+_FLAG_STYLE = {
+    "overdue": "bold red",
+    "at_risk": "yellow",
+    "urgent": "bold magenta",
+    "negative": "red",
+    "complaint": "orange3",
+}
+
+
+def _flags(flags: Sequence[str]) -> str:
+    return " ".join(f"[{_FLAG_STYLE.get(f, '')}]{f}[/]" for f in flags)
+
+
+def _since(value: str | None) -> datetime | None:
+    """``7d`` (ago) or an ISO date/time."""
+    if value is None:
+        return None
+    try:
+        return now_utc() - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"'{value}' is neither a duration (7d, 12h) nor a date (2026-11-01)",
+            hint="write --since 7d or --since 2026-11-01",
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# --- version, config, db ----------------------------------------------------------------------
+
+
+@app.command()
+def version(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the careradar version."""
+    if as_json:
+        _json({"version": __version__})
+    else:
+        out.print(f"careradar {__version__}")
+
+
+@config_app.command("check")
+def config_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Validate the configuration and summarise sources, schedules and SLA policies."""
+    cfg = state.cfg()
+    if cfg.classifier.kind not in registry.classifier_names():
+        raise ConfigError(
+            f"{cfg.path}: classifier.kind: unknown classifier '{cfg.classifier.kind}'; "
+            f"valid values are: {', '.join(registry.classifier_names())}"
+        )
+    if cfg.classifier.taxonomy:
+        from pipeline.nlp.taxonomy import load_taxonomy
+
+        load_taxonomy(cfg.resolve_path(cfg.classifier.taxonomy))
+    warnings = sla_warnings(cfg)
+    if as_json:
+        _json(
+            {
+                "file": cfg.path,
+                "ok": True,
+                "database": redact_url(cfg.database.url),
+                "classifier": cfg.classifier.kind,
+                "sources": [
+                    {
+                        "name": s.name,
+                        "kind": s.kind,
+                        "channel": s.channel,
+                        "brand": s.brand,
+                        "enabled": s.enabled,
+                        "schedule": s.schedule.describe(cfg.scheduler.default_every),
+                        "sla_policy": cfg.sla.policy_for(s.channel, s.sla_policy)[0]
+                        if s.channel
+                        else s.sla_policy,
+                    }
+                    for s in cfg.sources
+                ],
+                "sla": {
+                    name: {"target_seconds": p.target, "at_risk": p.at_risk}
+                    for name, p in cfg.sla.policies.items()
+                },
+                "warnings": warnings,
+            }
+        )
+        return
+    out.print(f"[green]ok[/] {escape(cfg.path or '(defaults)')}")
+    out.print(
+        f"database: {escape(redact_url(cfg.database.url))}   classifier: {cfg.classifier.kind}"
+    )
+    table = Table(title="sources", title_justify="left")
+    for col in ("name", "kind", "channel", "brand", "schedule", "SLA"):
+        table.add_column(col)
+    for s in cfg.sources:
+        policy = ""
+        if s.channel:
+            name, p = cfg.sla.policy_for(s.channel, s.sla_policy)
+            policy = f"{name} ({format_duration(p.target)})"
+        label = s.name if s.enabled else f"{s.name} [dim](disabled)[/]"
+        table.add_row(
+            label,
+            s.kind,
+            s.channel or "",
+            s.brand or "",
+            s.schedule.describe(cfg.scheduler.default_every),
+            policy,
+        )
+    out.print(table)
+    pol = Table(title="SLA policies", title_justify="left")
+    for col in ("policy", "target", "at risk", "channels"):
+        pol.add_column(col)
+    for name, p in cfg.sla.policies.items():
+        channels = ", ".join(c for c, n in cfg.sla.channels.items() if n == name)
+        pol.add_row(name, format_duration(p.target), p.at_risk, channels)
+    out.print(pol)
+    for w in warnings:
+        out.print(f"[yellow]warning:[/] {escape(w)}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to this version of careradar."""
+    store = state.store(migrate=False)
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    url = redact_url(state.cfg().database.url)
+    if before == after:
+        out.print(f"{escape(url)} is up to date (revision {after})")
+    else:
+        out.print(f"{escape(url)}: migrated {before or '(empty)'} -> {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database."""
+    store = state.store(migrate=False)
+    try:
+        out.print(store.current_revision() or "(empty: run careradar db upgrade)")
+    finally:
+        store.close()
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _runner() -> Iterator[Runner]:
+    cfg = state.cfg()
+    store = state.store()
+    try:
+        yield Runner(cfg, store)
+    finally:
+        store.close()
+
+
+def _print_result(r: RunResult) -> None:
+    if r.status == "not_configured":
+        err.print(f"[yellow]skipped[/] {r.source}: {escape(r.error or '')}")
+        if r.hint:
+            err.print(f"  hint: {escape(r.hint)}")
+        return
+    colour = {"ok": "green", "partial": "yellow", "error": "red"}.get(r.status, "cyan")
+    parts = [f"{r.seen} seen", f"{r.new} new", f"{r.updated} updated", f"{r.duplicate} cross-posts"]
+    if r.responded:
+        parts.append(f"{r.responded} answered")
+    if r.bad:
+        parts.append(f"[yellow]{r.bad} bad input[/] (careradar bad-inputs --source {r.source})")
+    out.print(
+        f"[{colour}]{r.status:>7}[/] {r.source}: " + ", ".join(parts) + f" in {r.duration_s:.1f}s"
+    )
+    if r.error:
+        err.print(f"  error: {escape(r.error)}")
+        if r.hint:
+            err.print(f"  hint: {escape(r.hint)}")
+
+
+def _run_sources(runner: Runner, names: Sequence[str], as_json: bool) -> list[RunResult]:
+    sources = [runner.cfg.source(n) for n in names] if names else runner.cfg.sources
+    results = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[seen]} items"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    ) as progress:
+        for src in sources:
+            task = progress.add_task(src.name, total=None, seen=0)
+
+            def show(res: RunResult, t: TaskID = task) -> None:
+                progress.update(t, seen=res.seen)
+
+            r = runner.run_once(src, on_batch=show)
+            progress.remove_task(task)
+            results.append(r)
+            if not as_json:
+                _print_result(r)
+    return results
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="run every source once, then exit")] = False,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="only this source")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Collect on schedule until stopped (SIGINT/SIGTERM finish the current batch)."""
+    with _runner() as runner:
+        if not runner.cfg.sources:
+            raise ConfigError(
+                f"{runner.cfg.path or 'no config file'}: no sources configured",
+                hint="add a 'sources:' list (see config/example.yaml) or pass --config",
+            )
+        if once:
+            results = _run_sources(runner, source or [], as_json)
+            if as_json:
+                _json([r.to_json() for r in results])
+            if any(r.failed for r in results):
+                raise typer.Exit(1)
+            return
+        from pipeline.scheduler import serve
+
+        if source:
+            keep = set(source)
+            for name in keep:
+                runner.cfg.source(name)
+            runner.cfg = runner.cfg.model_copy(
+                update={"sources": [s for s in runner.cfg.sources if s.name in keep]}
+            )
+        err.print(
+            f"careradar {__version__}: {len([s for s in runner.cfg.sources if s.enabled])} "
+            "sources scheduled; Ctrl-C stops after the current batch"
+        )
+        serve(runner, on_result=None if as_json else _print_result)
+
+
+@app.command()
+def collect(
+    name: Annotated[str, typer.Argument(help="source name from the config")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show what would be stored; write nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run one source once (or preview it with --dry-run)."""
+    cfg = state.cfg()
+    src = cfg.source(name)
+    if not dry_run:
+        with _runner() as runner:
+            results = _run_sources(runner, [src.name], as_json)
+        if as_json:
+            _json(results[0].to_json())
+        if results[0].failed:
+            raise typer.Exit(1)
+        return
+    # A dry run reads the store (to tell new from known) but never writes to it.
+    store = Store.open(cfg.database.url) if _store_exists(cfg) else None
+    try:
+        r = Runner(cfg, store).run_once(src, dry_run=True)
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        _json(
+            {
+                "result": r.to_json(),
+                "items": [_processed_json(p) for p in r.dry_run_items],
+                "bad_inputs": [
+                    {"reason": b.reason, "location": b.location, "raw_sha256": b.raw_sha256}
+                    for b in r.dry_run_bad
+                ],
+            }
+        )
+    else:
+        table = Table(title=f"{src.name}: would store {len(r.dry_run_items)} items (dry run)")
+        for col in ("id", "created", "sentiment", "complaint", "urgency", "due", "text"):
+            table.add_column(col)
+        for p in r.dry_run_items[:200]:
+            c = p.classification
+            table.add_row(
+                escape(p.item.external_id),
+                _iso(p.item.created_at),
+                c.sentiment.value if c else "",
+                "yes" if c and c.is_complaint else "",
+                c.urgency.value if c else "",
+                _iso(p.sla.due_at) if p.sla else "",
+                escape(_snippet(p.item.text, 60)),
+            )
+        out.print(table)
+        for b in r.dry_run_bad:
+            out.print(f"[yellow]bad input[/] {escape(b.location)}: {escape(b.reason)}")
+        _print_result(r)
+    if r.failed:
+        raise typer.Exit(1)
+
+
+def _store_exists(cfg: AppConfig) -> bool:
+    url = cfg.database.url
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).exists()
+    return True
+
+
+def _processed_json(p: Any) -> dict[str, Any]:
+    item, c, s = p.item, p.classification, p.sla
+    return {
+        "source": item.source,
+        "external_id": item.external_id,
+        "channel": item.channel.value,
+        "created_at": item.created_at.isoformat().replace("+00:00", "Z"),
+        "author": item.author,
+        "text": redact(item.text),
+        "language": item.language,
+        "sentiment": c.sentiment.value if c else None,
+        "is_complaint": c.is_complaint if c else None,
+        "urgency": c.urgency.value if c else None,
+        "topics": dict(c.topics) if c else {},
+        "due_at": s.due_at.isoformat().replace("+00:00", "Z") if s else None,
+        "duplicate_of": list(p.duplicate_of) if p.duplicate_of else None,
+    }
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _row_json(row: ItemRow) -> dict[str, Any]:
+    data = row.to_json()
+    data["text"] = redact(data.get("text") or "")
+    if data.get("title"):
+        data["title"] = redact(data["title"])
+    data.pop("raw", None)
+    return data
+
+
+def _item_table(rows: Sequence[ItemRow], title: str, now: datetime) -> Table:
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("id", justify="right")
+    table.add_column("due")
+    table.add_column("channel")
+    table.add_column("source")
+    table.add_column("flags")
+    table.add_column("text", overflow="fold", max_width=70)
+    for r in rows:
+        due = _relative(r.due_at, now) if r.due_at else ""
+        style = "red" if "overdue" in r.flags else "yellow" if "at_risk" in r.flags else ""
+        table.add_row(
+            str(r.id),
+            f"[{style}]{due}[/]" if style else due,
+            r.channel,
+            escape(r.source),
+            _flags(r.flags),
+            escape(_snippet(((r.title + ": ") if r.title else "") + r.text)),
+        )
+    return table
+
+
+@triage_app.command("list")
+def triage_list(
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    channel: Annotated[str | None, typer.Option("--channel")] = None,
+    brand: Annotated[str | None, typer.Option("--brand")] = None,
+    flag: Annotated[
+        str | None, typer.Option("--flag", help="negative, complaint, urgent, at_risk, overdue")
+    ] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Open items that need a human, most urgent first."""
+    now = now_utc()
+    with _store_ctx() as store:
+        rows = store.triage(
+            now=now,
+            limit=limit,
+            source=source,
+            channel=channel,
+            brand=brand,
+            flag=flag,
+            assignee=assignee,
+        )
+    if as_json:
+        _json([_row_json(r) for r in rows])
+        return
+    if not rows:
+        out.print("The queue is empty: nothing needs a human right now.")
+        return
+    out.print(_item_table(rows, f"triage queue ({len(rows)} shown, {now:%Y-%m-%d %H:%M} UTC)", now))
+
+
+@contextmanager
+def _store_ctx() -> Iterator[Store]:
+    store = state.store()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _set_status(item_id: int, status: Status, note: str | None, actor: str, as_json: bool) -> None:
+    with _store_ctx() as store:
+        row = store.set_status(item_id, status, actor=actor, note=note)
+    if as_json:
+        _json(_row_json(row))
+    else:
+        out.print(f"item {row.id}: {row.status}")
+
+
+_ACTOR = typer.Option("--as", help="who is acting (recorded in the item's history)")
+
+
+@triage_app.command("ack")
+def triage_ack(
+    item_id: int,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    actor: Annotated[str, _ACTOR] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Mark an item acknowledged (someone is on it; the clock keeps running)."""
+    _set_status(item_id, Status.ACKNOWLEDGED, note, actor, as_json)
+
+
+@triage_app.command("respond")
+def triage_respond(
+    item_id: int,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    actor: Annotated[str, _ACTOR] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Mark an item responded (stops the response clock now, if no reply was detected)."""
+    _set_status(item_id, Status.RESPONDED, note, actor, as_json)
+
+
+@triage_app.command("resolve")
+def triage_resolve(
+    item_id: int,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    actor: Annotated[str, _ACTOR] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Mark an item resolved."""
+    _set_status(item_id, Status.RESOLVED, note, actor, as_json)
+
+
+@triage_app.command("ignore")
+def triage_ignore(
+    item_id: int,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    actor: Annotated[str, _ACTOR] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Take an item out of the queue without a reply (spam, not for us)."""
+    _set_status(item_id, Status.IGNORED, note, actor, as_json)
+
+
+@triage_app.command("reopen")
+def triage_reopen(
+    item_id: int,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    actor: Annotated[str, _ACTOR] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Put an item back in the queue."""
+    _set_status(item_id, Status.NEW, note, actor, as_json)
+
+
+@triage_app.command("assign")
+def triage_assign(
+    item_id: int,
+    assignee: Annotated[str, typer.Argument(help="who should handle it; '-' to unassign")],
+    actor: Annotated[str, _ACTOR] = "cli",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Assign an item to a person."""
+    with _store_ctx() as store:
+        row = store.assign(item_id, None if assignee == "-" else assignee, actor=actor)
+    if as_json:
+        _json(_row_json(row))
+    else:
+        out.print(f"item {row.id}: assigned to {row.assignee or 'nobody'}")
+
+
+@items_app.command("list")
+def items_list(
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    channel: Annotated[str | None, typer.Option("--channel")] = None,
+    brand: Annotated[str | None, typer.Option("--brand")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    sentiment: Annotated[str | None, typer.Option("--sentiment")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="7d, 12h or a date")] = None,
+    search: Annotated[str | None, typer.Option("--search", "-q", help="text contains")] = None,
+    duplicates: Annotated[bool, typer.Option("--duplicates", help="include cross-posts")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """All stored items (newest first), praise and chatter included."""
+    now = now_utc()
+    with _store_ctx() as store:
+        rows = store.list_items(
+            limit=limit,
+            offset=offset,
+            source=source,
+            channel=channel,
+            brand=brand,
+            status=status,
+            sentiment=sentiment,
+            since=_since(since),
+            search=search,
+            include_duplicates=duplicates,
+            now=now,
+        )
+    if as_json:
+        _json([_row_json(r) for r in rows])
+        return
+    table = Table(title=f"items ({len(rows)} shown)", title_justify="left")
+    for col in ("id", "created", "channel", "source", "lang", "sentiment", "status", "text"):
+        table.add_column(col, overflow="fold", max_width=70 if col == "text" else None)
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            _iso(r.created_at),
+            r.channel,
+            escape(r.source),
+            r.language or "",
+            r.sentiment or "",
+            r.status,
+            escape(_snippet(r.text)),
+        )
+    out.print(table)
+
+
+def _lookup(store: Store, ref: str) -> ItemRow:
+    row = None
+    if ref.isdigit():
+        row = store.get_item(int(ref))
+    elif ":" in ref:
+        source, external_id = ref.split(":", 1)
+        row = store.find_item(source, external_id)
+    if row is None:
+        raise NotFound(f"no item '{ref}'", hint="give the numeric id or SOURCE:EXTERNAL_ID")
+    return row
+
+
+@items_app.command("show")
+def items_show(
+    ref: Annotated[str, typer.Argument(help="item id, or SOURCE:EXTERNAL_ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One item with its classification, SLA and history."""
+    now = now_utc()
+    with _store_ctx() as store:
+        row = _lookup(store, ref)
+        events = store.item_events(row.id)
+    if as_json:
+        data = _row_json(row)
+        data["events"] = events
+        _json(data)
+        return
+    brand = " (brand)" if row.author_is_brand else ""
+    out.print(
+        f"[bold]#{row.id}[/] {escape(row.source)}:{escape(row.external_id)}  "
+        f"{row.channel}/{escape(row.platform)}  {escape(row.url or '')}"
+    )
+    out.print(
+        f"by {escape(row.author or '?')}{brand} at {_iso(row.created_at)} UTC, "
+        f"language {row.language or '?'}"
+    )
+    if row.title:
+        out.print(f"[bold]{escape(redact(row.title))}[/]")
+    out.print(escape(redact(row.text)))
+    out.print()
+    if row.sentiment:
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in (row.sentiment_scores or {}).items())
+        topics = ", ".join(f"{k} {v:.2f}" for k, v in (row.topics or {}).items()) or "none"
+        out.print(
+            f"sentiment {row.sentiment} ({scores}); "
+            f"complaint {'yes' if row.is_complaint else 'no'}; urgency {row.urgency}; "
+            f"topics {escape(topics)}  [dim]{row.model_version}[/]"
+        )
+    if row.due_at:
+        first = _iso(row.first_response_at) or "none yet"
+        out.print(
+            f"SLA {row.policy} {format_duration(row.target_seconds or 0)}: "
+            f"due {_iso(row.due_at)} UTC ({_relative(row.due_at, now)}); first response {first}"
+        )
+    assigned = f" assigned to {escape(row.assignee)}" if row.assignee else ""
+    out.print(f"status {row.status}{assigned}; flags {_flags(row.flags) or 'none'}")
+    for e in events:
+        out.print(
+            f"  {e['at']} {escape(str(e['actor']))}: {e['kind']} "
+            f"{e.get('from_value') or ''} -> {e.get('to_value') or ''} "
+            f"{escape(e.get('note') or '')}"
+        )
+
+
+@app.command("bad-inputs")
+def bad_inputs(
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Records that could not be used: what was wrong and where."""
+    with _store_ctx() as store:
+        rows = store.bad_inputs(source=source, limit=limit)
+    if as_json:
+        _json(rows)
+        return
+    if not rows:
+        out.print("No bad input recorded.")
+        return
+    table = Table(title="bad input", title_justify="left")
+    for col in ("source", "where", "reason", "seen"):
+        table.add_column(col, overflow="fold")
+    for b in rows:
+        table.add_row(
+            escape(b["source"]), escape(b["location"]), escape(b["reason"]), str(b["times_seen"])
+        )
+    out.print(table)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Health of every source: last run, last success, items, errors, lag."""
+    cfg = state.cfg()
+    with _store_ctx() as store:
+        rows = store.source_status([s.name for s in cfg.sources] or None)
+    if as_json:
+        _json([_status_json(r) for r in rows])
+        return
+    table = Table(title="sources", title_justify="left")
+    for col in (
+        "source",
+        "last run",
+        "status",
+        "last success",
+        "items",
+        "last run items",
+        "bad",
+        "lag",
+        "error",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        colour = {"ok": "green", "partial": "yellow", "error": "red"}.get(r.last_status or "", "")
+        st = f"[{colour}]{r.last_status}[/]" if colour else (r.last_status or "never ran")
+        if r.consecutive_failures > 1:
+            st += f" ({r.consecutive_failures} in a row)"
+        table.add_row(
+            escape(r.source),
+            _iso(r.last_run_at),
+            st,
+            _iso(r.last_success_at),
+            str(r.items_total),
+            str(r.items_last_run or 0),
+            str(r.bad_total),
+            format_duration(r.lag_seconds) if r.lag_seconds is not None else "",
+            escape(r.last_error or ""),
+        )
+    out.print(table)
+
+
+def _status_json(r: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(r)
+    for k, v in data.items():
+        if isinstance(v, datetime):
+            data[k] = v.isoformat().replace("+00:00", "Z")
+    return data
+
+
+EXPORT_COLUMNS = (
+    "id",
+    "source",
+    "external_id",
+    "channel",
+    "platform",
+    "brand",
+    "author",
+    "author_is_brand",
+    "created_at",
+    "collected_at",
+    "language",
+    "title",
+    "text",
+    "url",
+    "status",
+    "assignee",
+    "sentiment",
+    "is_complaint",
+    "urgency",
+    "topics",
+    "policy",
+    "target_seconds",
+    "due_at",
+    "first_response_at",
+    "breached",
+    "flags",
+    "model_version",
+)
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or jsonl")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file (default: stdout)")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="7d, 12h or a date")] = None,
+    until: Annotated[str | None, typer.Option("--until")] = None,
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    channel: Annotated[str | None, typer.Option("--channel")] = None,
+    no_redact: Annotated[
+        bool, typer.Option("--no-redact", help="keep e-mails, phones, cards")
+    ] = False,
+) -> None:
+    """Export items with classification and SLA figures (streams; any size)."""
+    if fmt not in ("csv", "jsonl"):
+        raise ConfigError(f"--format: unknown format '{fmt}'; valid values are: csv, jsonl")
+    now = now_utc()
+    count = 0
+    with _store_ctx() as store, _open_out(output) as fh:
+        writer = (
+            csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+            if fmt == "csv"
+            else None
+        )
+        if writer is not None:
+            writer.writeheader()
+        for row in store.iter_export(
+            since=_since(since), until=_since(until), source=source, channel=channel, now=now
+        ):
+            data = row.to_json()
+            if not no_redact:
+                data["text"] = redact(data.get("text") or "")
+                if data.get("title"):
+                    data["title"] = redact(data["title"])
+            data.pop("raw", None)
+            if writer is not None:
+                flat = {
+                    k: (json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v)
+                    for k, v in data.items()
+                }
+                writer.writerow(flat)
+            else:
+                fh.write(json.dumps(data, ensure_ascii=False) + "\n")
+            count += 1
+    if output is not None:
+        err.print(f"exported {count} items to {output}")
+
+
+@contextmanager
+def _open_out(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        yield fh
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    lines = message.splitlines() or [message]
+    err.print(f"[bold red]error:[/] {escape(lines[0])}")
+    for extra in lines[1:]:
+        err.print(f"       {escape(extra)}")
+    if hint:
+        err.print(f"  hint: {escape(hint)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    t0 = time.perf_counter()
+    try:
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except CareradarError as e:
+        if state.debug:
+            err.print_exception()
+        _print_error(f"{e.message}", e.hint)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show(file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:
+        if state.debug:
+            err.print_exception()
+        _print_error(
+            f"unexpected {type(e).__name__}: {e}",
+            "run again with --debug for the traceback, and report it",
+        )
+        sys.exit(1)
+    log.debug("done in %.2fs", time.perf_counter() - t0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""Natural-language stages: normalisation, language, classification, PII redaction."""

@@ -1,0 +1,172 @@
+"""Find and redact personal data in text shown to people (alerts, digests, web, CLI).
+
+The store keeps the raw text; redaction happens at display time. Kinds, in priority order when
+two matches overlap:
+
+- ``card``: 13-19 digits, optionally in groups of 4+ separated by one space or dash, that pass
+  the Luhn check (so a random long number is left alone);
+- ``iban``: two letters, two check digits and 11-30 letters/digits (optionally in groups of four)
+  whose mod-97 check is 1;
+- ``email``: ``local@domain.tld`` (``+`` tags, dots, subdomains);
+- ``phone``: an optional ``+CC``, an optional ``(area)``, then digit groups separated by single
+  spaces, dashes or dots, 8-15 digits in all. Not a phone: dates (``2026-11-23``, ``23.11.2026``),
+  year ranges, amounts next to a currency (``RM 12345678``, ``15.000.000 rupiah``), numbers glued
+  to letters (``MY123456789SG``, ``#A12345``), and numbers right after "order", "invoice",
+  "tracking", "ticket" ... (``order 123-4567890``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["EMAIL_RE", "PII_KINDS", "find_pii", "redact"]
+
+PII_KINDS: Final = ("card", "iban", "email", "phone")
+
+EMAIL_RE: Final = re.compile(
+    r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
+)
+"""An e-mail address (also used by the entity extractor)."""
+
+_CARD_RE: Final = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_IBAN_RE: Final = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_PHONE_RE: Final = re.compile(
+    r"(?<![\w#+@$€£¥])"
+    r"(?:\+\d{1,3}[ .-]?)?"  # country code
+    r"(?:\(\d{1,4}\)[ .-]?)?"  # (area code)
+    r"\d+(?:[ .-]\d+)*"  # digit groups, one separator between groups
+    r"(?![\w@])"
+)
+
+_DATE_RE: Final = re.compile(
+    r"\d{4}[-./]\d{1,2}[-./]\d{1,2}"  # 2026-11-23
+    r"|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"  # 23.11.2026, 11/23/26
+    r"|(?:19|20)\d\d ?- ?(?:19|20)\d\d"  # 2019-2026
+    r"|\d{1,2}[.:]\d{2} ?- ?\d{1,2}[.:]\d{2}"  # 10.30-11.45
+)
+_GROUPED_NUMBER: Final = re.compile(r"\d{1,3}(?:\.\d{3})+|\d+\.\d+")  # 10.000.000, 3.14159265
+_CURRENCY_BEFORE: Final = re.compile(
+    r"(?:RM|Rp\.?|IDR|MYR|SGD|USD|EUR|GBP|PHP|THB|INR|JPY|CNY|RMB|[$€£¥₹₱฿₩])\s*$",
+    re.IGNORECASE,
+)
+_CURRENCY_AFTER: Final = re.compile(
+    r"^\s*(?:RM|IDR|MYR|SGD|USD|EUR|GBP|PHP|THB|INR|JPY|CNY|RMB|[$€£¥₹₱฿₩]"
+    r"|ringgit|rupiah|dollars?|euros?|pesos?|yuan|baht|yen|won)\b",
+    re.IGNORECASE,
+)
+_REFERENCE_BEFORE: Final = re.compile(
+    r"\b(?:order|invoice|tracking|track|ticket|case|ref|reference|receipt|awb|parcel|"
+    r"shipment|consignment|account|acct|member|membership|pesanan|pedido|resi)"
+    r"\s*(?:no\.?|number|num|nr\.?|id|#)?\s*[:#]?\s*$",
+    re.IGNORECASE,
+)
+_DIGIT_BEFORE: Final = re.compile(r"\d[.,/:-]?$")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(compact: str) -> bool:
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+def _cards(text: str) -> list[tuple[str, int, int]]:
+    found = []
+    for m in _CARD_RE.finditer(text):
+        raw = m.group()
+        groups = re.split(r"[ -]", raw)
+        separators = set(re.findall(r"[ -]", raw))
+        # One kind of separator, and groups of at least 4 digits except the last (4-4-4-4,
+        # 4-6-5, 4-4-4-4-3): this keeps dates and phone numbers out.
+        if len(separators) > 1 or any(len(g) < 4 for g in groups[:-1]):
+            continue
+        digits = "".join(groups)
+        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            found.append(("card", m.start(), m.end()))
+    return found
+
+
+def _ibans(text: str) -> list[tuple[str, int, int]]:
+    found = []
+    for m in _IBAN_RE.finditer(text):
+        raw = m.group()
+        # The regex is greedy and may run into a following capitalised word ("... 32 ASAP"):
+        # try the whole match, then shorter ones cut at a space, longest first.
+        ends = [len(raw)] + [i for i in range(len(raw) - 1, 14, -1) if raw[i] == " "]
+        for end in ends:
+            if _iban_ok(raw[:end].replace(" ", "")):
+                found.append(("iban", m.start(), m.start() + end))
+                break
+    return found
+
+
+def _emails(text: str) -> list[tuple[str, int, int]]:
+    return [("email", m.start(), m.end()) for m in EMAIL_RE.finditer(text)]
+
+
+def _phones(text: str) -> list[tuple[str, int, int]]:
+    found = []
+    for m in _PHONE_RE.finditer(text):
+        start, end = m.start(), m.end()
+        raw = m.group()
+        # Trailing sentence punctuation is not part of the number ("call 012-345 6789.").
+        while raw and raw[-1] in ".-":
+            raw, end = raw[:-1], end - 1
+        digits = sum(ch.isdigit() for ch in raw)
+        if not 8 <= digits <= 15:
+            continue
+        if _DATE_RE.fullmatch(raw) or _GROUPED_NUMBER.fullmatch(raw):
+            continue
+        before, after = text[max(0, start - 30) : start], text[end : end + 12]
+        if _DIGIT_BEFORE.search(before) or (after[:1] in ",." and after[1:2].isdigit()):
+            continue  # part of a longer number, amount or date
+        if _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.search(after):
+            continue
+        if not raw.startswith(("+", "(")) and _REFERENCE_BEFORE.search(before):
+            continue
+        found.append(("phone", start, end))
+    return found
+
+
+def find_pii(text: str) -> list[tuple[str, int, int]]:
+    """Every piece of personal data in ``text`` as ``(kind, start, end)``, sorted by start.
+
+    Matches never overlap: cards, then IBANs, then e-mail addresses, then phone numbers win.
+    """
+    taken: list[tuple[str, int, int]] = []
+    for finder in (_cards, _ibans, _emails, _phones):
+        for kind, start, end in finder(text):
+            if all(end <= s or start >= e for _, s, e in taken):
+                taken.append((kind, start, end))
+    return sorted(taken, key=lambda t: (t[1], t[2]))
+
+
+def redact(text: str) -> str:
+    """``text`` with each piece of personal data replaced by ``[card]``, ``[iban]``,
+    ``[email]`` or ``[phone]``."""
+    spans = find_pii(text)
+    if not spans:
+        return text
+    parts: list[str] = []
+    last = 0
+    for kind, start, end in spans:
+        parts.append(text[last:start])
+        parts.append(f"[{kind}]")
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)

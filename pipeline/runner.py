@@ -1,0 +1,378 @@
+"""One cycle of one source: collect -> normalize -> classify -> SLA -> store -> hooks -> cursor.
+
+``Runner.run_once`` is the only way items enter the store. ``careradar run``, ``collect``, the
+scheduler, tests and benchmarks all call it. Guarantees:
+
+- The cursor is written in the same transaction as the batch it covers, so a crash (even
+  ``kill -9``) at any point either loses the whole batch's effect, which the next run re-reads,
+  or keeps all of it. Upserts are idempotent, so re-reading never stores anything twice.
+- An item is classified once per content and model version: unchanged items are skipped.
+- A bad record is stored as a bad input and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pipeline import registry, sla
+from pipeline.collectors.base import CollectContext, Collector
+from pipeline.config import AppConfig, SourceConfig
+from pipeline.errors import (
+    CareradarError,
+    ConfigError,
+    NotConfigured,
+    TerminalError,
+    TransientError,
+)
+from pipeline.items import Batch, Item, ProcessedItem, now_utc
+from pipeline.nlp.base import Classifier
+from pipeline.nlp.language import detect_languages
+from pipeline.nlp.normalize import clean_text, fingerprint
+from pipeline.sinks.store import Store, WriteResult
+
+log = logging.getLogger(__name__)
+
+STORE_RETRIES = (0.5, 2.0, 5.0)
+"""Back-off (seconds, before jitter) when the database drops out in the middle of a batch."""
+
+
+class StoredHook(Protocol):
+    """Called after a batch is durable, with what was written (alerts plug in here)."""
+
+    def __call__(self, source: SourceConfig, processed: Sequence[ProcessedItem]) -> None: ...
+
+
+@dataclass
+class RunResult:
+    source: str
+    status: str = "ok"  # ok | partial | error | not_configured | dry_run
+    seen: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    bad: int = 0
+    responded: int = 0
+    batches: int = 0
+    error: str | None = None
+    hint: str | None = None
+    started_at: datetime = field(default_factory=now_utc)
+    duration_s: float = 0.0
+    lag_seconds: float | None = None
+    newest_created_at: datetime | None = None
+    dry_run_items: list[ProcessedItem] = field(default_factory=list)
+    dry_run_bad: list[Any] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "error"
+
+    def add(self, w: WriteResult) -> None:
+        self.new += w.new
+        self.updated += w.updated
+        self.unchanged += w.unchanged
+        self.duplicate += w.duplicate
+        self.bad += w.bad
+        self.responded += w.responded
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("dry_run_items", "dry_run_bad", "started_at", "newest_created_at")
+        }
+        out["started_at"] = _iso(self.started_at)
+        out["newest_created_at"] = _iso(self.newest_created_at)
+        return out
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+
+
+class Runner:
+    """Holds what is expensive to build once (store, classifier) and runs sources through it."""
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        store: Store | None,
+        *,
+        classifier: Classifier | None = None,
+        hooks: Iterable[StoredHook] = (),
+        clock: Callable[[], datetime] = now_utc,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self._classifier = classifier
+        self.hooks = list(hooks)
+        self.clock = clock
+        self.sleep = sleep
+        self.stop_event = threading.Event()
+        self._classify_lock = threading.Lock()
+        self._brand_accounts = cfg.brand_accounts()
+        self._brands = sorted((b.name for b in cfg.brands), key=len, reverse=True)
+
+    @property
+    def classifier(self) -> Classifier:
+        if self._classifier is None:
+            self._classifier = registry.build_classifier(self.cfg)
+        return self._classifier
+
+    # -- the cycle ------------------------------------------------------------------------------
+
+    def run_once(
+        self,
+        source: SourceConfig | str,
+        *,
+        dry_run: bool = False,
+        on_batch: Callable[[RunResult], None] | None = None,
+    ) -> RunResult:
+        src = self.cfg.source(source) if isinstance(source, str) else source
+        result = RunResult(source=src.name, started_at=self.clock())
+        t0 = time.perf_counter()
+        run_id = None
+        if not dry_run:
+            run_id = self._store().start_run(src.name, started_at=result.started_at)
+        try:
+            collector = self.build_collector(src)
+            cursor = None if dry_run and self.store is None else self._store().get_cursor(src.name)
+            for batch in collector.collect(cursor):
+                self._one_batch(src, batch, result, run_id, dry_run)
+                if on_batch is not None:
+                    on_batch(result)
+                if self.stop_event.is_set():
+                    log.info("%s: stopping after this batch (shutdown requested)", src.name)
+                    break
+            if dry_run:
+                result.status = "dry_run"
+            elif result.bad:
+                result.status = "partial"
+        except NotConfigured as e:
+            result.status = "not_configured"
+            result.error, result.hint = e.message, e.hint
+            log.warning("%s: skipped: %s", src.name, e.message)
+        except (TransientError, TerminalError, ConfigError) as e:
+            result.status = "error"
+            result.error, result.hint = e.message, e.hint
+            log.error("%s: %s", src.name, e.message)
+        except Exception as e:
+            result.status = "error"
+            result.error = f"unexpected {type(e).__name__}: {e}"
+            result.hint = "run with --debug for the traceback, and report it"
+            log.exception("%s: run failed", src.name)
+        result.duration_s = time.perf_counter() - t0
+        if run_id is not None:
+            self._finish(run_id, result)
+        return result
+
+    def build_collector(self, src: SourceConfig) -> Collector:
+        if not src.enabled:
+            raise NotConfigured(f"source '{src.name}' is disabled (enabled: false)")
+        spec = registry.collector_spec(src.kind)
+        collector: Collector = spec.factory(src, CollectContext(app=self.cfg, clock=self.clock))
+        return collector
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise ConfigError("no store is open")
+        return self.store
+
+    def _finish(self, run_id: int, r: RunResult) -> None:
+        try:
+            self._store().finish_run(
+                run_id,
+                status=r.status,
+                seen=r.seen,
+                new=r.new,
+                updated=r.updated,
+                duplicate=r.duplicate,
+                bad=r.bad,
+                error=r.error,
+                lag_seconds=r.lag_seconds,
+                newest_created_at=r.newest_created_at,
+            )
+        except CareradarError as e:  # health bookkeeping must not turn a good run into a crash
+            log.error("%s: could not record the run: %s", r.source, e.message)
+
+    def _one_batch(
+        self, src: SourceConfig, batch: Batch, result: RunResult, run_id: int | None, dry_run: bool
+    ) -> None:
+        result.batches += 1
+        result.seen += len(batch.items)
+        items = self.normalize(batch.items)
+        processed = self.process(src, items)
+        newest = max((i.created_at for i in items), default=None)
+        if newest is not None and (
+            result.newest_created_at is None or newest > result.newest_created_at
+        ):
+            result.newest_created_at = newest
+            result.lag_seconds = max(0.0, (self.clock() - newest).total_seconds())
+        if dry_run:
+            result.dry_run_items.extend(p for p in processed if p.classification is not None)
+            result.dry_run_bad.extend(batch.bad)
+            result.bad += len(batch.bad)
+            return
+        written = self._write_with_retry(src, processed, batch, run_id)
+        result.add(written)
+        # Items that were only re-read count as unchanged, not as skipped work.
+        result.unchanged += len(items) - len(processed)
+        for hook in self.hooks:
+            try:
+                hook(src, processed)
+            except Exception:
+                log.exception("%s: a stored-hook failed; the batch is stored regardless", src.name)
+
+    def _write_with_retry(
+        self, src: SourceConfig, processed: list[ProcessedItem], batch: Batch, run_id: int | None
+    ) -> WriteResult:
+        store = self._store()
+        for attempt, delay in enumerate((*STORE_RETRIES, None)):
+            try:
+                return store.write_batch(
+                    processed, bad=batch.bad, source=src.name, cursor=batch.cursor, run_id=run_id
+                )
+            except TransientError as e:
+                if delay is None:
+                    raise
+                wait = delay * (0.5 + random.random())  # jitter, not crypto
+                log.warning(
+                    "%s: store unavailable (%s); retry %d/%d in %.1fs",
+                    src.name,
+                    e.message,
+                    attempt + 1,
+                    len(STORE_RETRIES),
+                    wait,
+                )
+                self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    # -- stages ---------------------------------------------------------------------------------
+
+    def normalize(self, items: Sequence[Item]) -> list[Item]:
+        """Clean text, mark the brand's own posts, drop in-batch repeats (last one wins)."""
+        by_key: dict[tuple[str, str], Item] = {}
+        for item in items:
+            changes: dict[str, Any] = {"text": clean_text(item.text)}
+            if item.brand:
+                changes["brand"] = self._canonical_brand(item.brand)
+            if item.title:
+                changes["title"] = clean_text(item.title)
+            if (
+                not item.author_is_brand
+                and item.author
+                and item.author.casefold().lstrip("@") in self._brand_accounts
+            ):
+                changes["author_is_brand"] = True
+            by_key[item.key] = dataclasses.replace(item, **changes)
+        return list(by_key.values())
+
+    def _canonical_brand(self, value: str) -> str:
+        """'Lumo Mobile app' -> 'Lumo Mobile' when that brand is configured; else unchanged."""
+        folded = value.casefold()
+        for name in self._brands:
+            if folded == name.casefold() or folded.startswith(name.casefold() + " "):
+                return name
+        return value
+
+    def process(self, src: SourceConfig, items: Sequence[Item]) -> list[ProcessedItem]:
+        """Classify and put SLA on what is new or changed; skip what the store already has."""
+        if not items:
+            return []
+        existing = self.store.existing([i.key for i in items]) if self.store is not None else {}
+        version = self.classifier.version
+        todo = []
+        for item in items:
+            known = existing.get(item.key)
+            if (
+                known is not None
+                and known.content_hash == item.content_hash
+                and version in known.model_versions
+            ):
+                continue
+            todo.append(item)
+        todo = self._with_language(todo)
+        duplicates = self._cross_posts(todo, existing)
+        with self._classify_lock:
+            classifications = self.classifier.classify(todo) if todo else []
+        if len(classifications) != len(todo):
+            raise TerminalError(
+                f"classifier {version} returned {len(classifications)} results for "
+                f"{len(todo)} items"
+            )
+        out = []
+        for item, c in zip(todo, classifications, strict=True):
+            dup = duplicates.get(item.key)
+            state = None
+            if dup is None and item.key not in existing:
+                state = sla.apply_policy(item, c, self.cfg.sla, policy_override=src.sla_policy)
+            elif dup is None and sla.needs_reply(item, c):
+                # Known item whose new text or model now says it needs a reply: start the clock.
+                state = sla.apply_policy(item, c, self.cfg.sla, policy_override=src.sla_policy)
+            out.append(
+                ProcessedItem(
+                    item=item,
+                    classification=c,
+                    sla=state,
+                    fingerprint=fingerprint(item.text),
+                    duplicate_of=dup,
+                )
+            )
+        return out
+
+    def _with_language(self, items: list[Item]) -> list[Item]:
+        missing = [i for i, item in enumerate(items) if not item.language]
+        if not missing:
+            return items
+        detected = detect_languages([items[i].text for i in missing])
+        out = list(items)
+        for i, (lang, _conf) in zip(missing, detected, strict=True):
+            if lang:
+                out[i] = dataclasses.replace(items[i], language=lang)
+        return out
+
+    def _cross_posts(
+        self, items: Sequence[Item], existing: dict[tuple[str, str], Any]
+    ) -> dict[tuple[str, str], tuple[str, str]]:
+        """The same words posted again (another platform, another link) within the window.
+
+        The first copy carries the SLA; later copies are stored and linked to it, not queued.
+        Brand posts are never cross-post duplicates (templated replies look alike on purpose).
+        """
+        window = timedelta(seconds=self.cfg.dedupe.cross_post_window)
+        fresh = [
+            i
+            for i in items
+            if i.key not in existing and not i.author_is_brand and fingerprint(i.text)
+        ]
+        if not fresh:
+            return {}
+        fps = {i.key: fingerprint(i.text) for i in fresh}
+        earliest = min(i.created_at for i in fresh) - window
+        known = (
+            self.store.find_cross_posts(sorted(set(fps.values())), since=earliest)
+            if self.store
+            else {}
+        )
+        first_seen: dict[str, tuple[tuple[str, str], datetime]] = {}
+        dups: dict[tuple[str, str], tuple[str, str]] = {}
+        for item in sorted(fresh, key=lambda i: i.created_at):
+            fp = fps[item.key]
+            if fp in known and known[fp] != item.key:
+                dups[item.key] = known[fp]
+                continue
+            seen = first_seen.get(fp)
+            if seen is not None and item.created_at - seen[1] <= window:
+                dups[item.key] = seen[0]
+            else:
+                first_seen[fp] = (item.key, item.created_at)
+        return dups

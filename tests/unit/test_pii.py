@@ -1,0 +1,61 @@
+"""PII redaction: real-world shapes are redacted, look-alikes (orders, prices, dates) are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.nlp.pii import find_pii, redact
+
+CASES: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parents[1] / "data" / "nlp" / "pii_cases.yaml").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("case", CASES["redact"], ids=lambda c: c["text"][:40])
+def test_redacts(case: dict[str, str]) -> None:
+    assert redact(case["text"]) == case["expect"]
+
+
+@pytest.mark.parametrize("text", CASES["keep"])
+def test_keeps_look_alikes(text: str) -> None:
+    assert find_pii(text) == []
+    assert redact(text) == text
+
+
+def test_find_pii_kinds_and_offsets() -> None:
+    text = "mail a+b@x.com, card 4111111111111111, call +60 12-345 6789"
+    found = find_pii(text)
+    assert [kind for kind, _, _ in found] == ["email", "card", "phone"]
+    assert [text[s:e] for _, s, e in found] == [
+        "a+b@x.com",
+        "4111111111111111",
+        "+60 12-345 6789",
+    ]
+
+
+def test_luhn_decides_card() -> None:
+    assert redact("4111111111111111") == "[card]"
+    assert redact("4111111111111112") == "4111111111111112"
+
+
+def test_iban_check_digits_decide() -> None:
+    assert redact("GB82WEST12345698765432") == "[iban]"
+    assert redact("GB00WEST12345698765432") == "GB00WEST12345698765432"
+
+
+def test_phone_right_after_order_word_is_an_order_number() -> None:
+    assert redact("order 0123456789") == "order 0123456789"
+    # ...but an explicit international number is a phone wherever it is
+    assert redact("order issue, call +60 12-345 6789") == "order issue, call [phone]"
+
+
+def test_redaction_is_idempotent_and_total() -> None:
+    text = "x@y.org 4111 1111 1111 1111 +1 415 555 0134"
+    once = redact(text)
+    assert once == "[email] [card] [phone]"
+    assert redact(once) == once
+    assert redact("") == ""

@@ -1,0 +1,229 @@
+"""The runner end to end on the real store: idempotence, reclassification, response detection,
+cross-posts, dry runs, and a database that drops every connection in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from pipeline import registry
+from pipeline.config import AppConfig, load_config
+from pipeline.items import Item
+from pipeline.nlp.lexicon import LexiconClassifier
+from pipeline.runner import Runner
+from pipeline.sinks.store import Store
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+class CountingClassifier:
+    """The real lexicon classifier, counting how many items it was asked about."""
+
+    def __init__(self) -> None:
+        self.inner = LexiconClassifier()
+        self.version = self.inner.version
+        self.seen = 0
+
+    def classify(self, items):
+        self.seen += len(items)
+        return self.inner.classify(items)
+
+
+def make_cfg(tmp_path: Path, store: Store, extra: str = "", batch_size: int = 200) -> AppConfig:
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "brands:\n  - {name: Acme, accounts: ['@AcmeCare']}\n"
+        "sources:\n"
+        f"  - {{name: s, kind: file, channel: social, path: s.jsonl, batch_size: {batch_size}}}\n"
+        + extra,
+        encoding="utf-8",
+    )
+    return load_config(p, registry.source_models())
+
+
+def post(i, text=None, minutes_ago=10, **kw):
+    return {
+        "id": f"p{i}",
+        "text": text or f"my order {i} never arrived and nobody answers",
+        "created_at": (NOW - timedelta(minutes=minutes_ago)).isoformat(),
+        "platform": "x",
+        **kw,
+    }
+
+
+def write_jsonl(path: Path, rows, mode="w") -> None:
+    with path.open(mode, encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def runner_for(cfg, store, classifier=None):
+    return Runner(cfg, store, classifier=classifier or CountingClassifier(), clock=lambda: NOW)
+
+
+def test_second_run_stores_and_classifies_nothing_new(store, tmp_path):
+    write_jsonl(tmp_path / "s.jsonl", [post(i) for i in range(20)])
+    cfg = make_cfg(tmp_path, store, batch_size=7)
+    clf = CountingClassifier()
+    r1 = runner_for(cfg, store, clf).run_once("s")
+    assert (r1.status, r1.seen, r1.new, r1.batches) == ("ok", 20, 20, 3)
+    assert clf.seen == 20
+    # Forget the cursor: the whole file is read again, and nothing is stored or classified twice.
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM cursors"))
+    r2 = runner_for(cfg, store, clf).run_once("s")
+    assert (r2.seen, r2.new, r2.unchanged) == (20, 0, 20)
+    assert clf.seen == 20
+    assert store.count_items() == 20
+    assert store.count("classifications") == 20
+    assert store.count("sla") == 20
+
+
+def test_edited_post_is_reclassified_and_keeps_its_clock(store, tmp_path):
+    f = tmp_path / "s.jsonl"
+    write_jsonl(f, [post(1, "Where is my parcel?")])
+    cfg = make_cfg(tmp_path, store)
+    runner_for(cfg, store).run_once("s")
+    due_before = store.find_item("s", "p1").due_at
+    write_jsonl(f, [post(1, "Love it, arrived early!")])  # replaced file, same id, new words
+    r = runner_for(cfg, store).run_once("s")
+    assert r.updated == 1
+    row = store.find_item("s", "p1")
+    assert row.text == "Love it, arrived early!"
+    assert row.sentiment == "positive"
+    assert row.due_at == due_before
+
+
+def test_brand_reply_in_thread_marks_the_customer_post_responded(store, tmp_path):
+    write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            post(1, "my blender arrived broken", minutes_ago=30, thread_id="t1", author="mei"),
+            post(
+                2,
+                "So sorry! DM us your order number.",
+                minutes_ago=20,
+                thread_id="t1",
+                parent_id="p1",
+                author="@AcmeCare",
+            ),
+        ],
+    )
+    r = runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    assert r.responded == 1
+    row = store.find_item("s", "p1")
+    assert row.status == "responded"
+    assert row.first_response_at == NOW - timedelta(minutes=20)
+    assert not row.breached
+    assert store.find_item("s", "p2").author_is_brand
+    assert store.triage(now=NOW) == []
+
+
+def test_cross_post_is_stored_but_queued_once(store, tmp_path):
+    text_ = "ParcelPeak lost my parcel AGAIN, third time this month"
+    write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            post(1, text_, minutes_ago=30, author="ann"),
+            post(2, text_ + " https://t.example/x @ParcelPeakHelp", minutes_ago=27, author="ann"),
+        ],
+    )
+    r = runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    assert (r.new, r.duplicate) == (2, 1)
+    queue = store.triage(now=NOW)
+    assert [q.external_id for q in queue] == ["p1"]
+    assert len(store.list_items(include_duplicates=True)) == 2
+
+
+def test_bad_rows_are_kept_and_the_run_is_partial(store, tmp_path):
+    f = tmp_path / "s.jsonl"
+    write_jsonl(f, [post(1)])
+    with f.open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "p2", "text": "cut off\n')
+    write_jsonl(f, [post(3)], mode="a")
+    r = runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    assert (r.status, r.new, r.bad) == ("partial", 2, 1)
+    bad = store.bad_inputs(source="s")
+    assert bad[0]["location"] == "s.jsonl line 2"
+    assert "not valid JSON" in bad[0]["reason"]
+    # Re-reading the same bad line does not store it twice.
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM cursors"))
+    runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    assert len(store.bad_inputs(source="s")) == 1
+
+
+def test_dry_run_writes_nothing(store, tmp_path):
+    write_jsonl(tmp_path / "s.jsonl", [post(i) for i in range(3)])
+    r = runner_for(make_cfg(tmp_path, store), store).run_once("s", dry_run=True)
+    assert r.status == "dry_run"
+    assert len(r.dry_run_items) == 3
+    assert store.count_items() == 0
+    assert store.count("collector_runs") == 0
+    assert store.get_cursor("s") is None
+
+
+def test_missing_file_is_skipped_with_a_reason(store, tmp_path):
+    r = runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    assert r.status == "not_configured"
+    assert "no file matches" in (r.error or "")
+    status = store.source_status(["s"])[0]
+    assert status.last_status == "not_configured"
+
+
+def test_health_is_recorded(store, tmp_path):
+    write_jsonl(tmp_path / "s.jsonl", [post(1, minutes_ago=5), post(2, minutes_ago=50)])
+    runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    st = store.source_status(["s"])[0]
+    assert st.last_status == "ok"
+    assert st.items_total == 2
+    assert st.lag_seconds == pytest.approx(300)
+
+
+@pytest.mark.postgres
+def test_database_drops_connections_mid_run(tmp_path, postgres_session_url):
+    """Every server connection is killed between two batches: the batch is retried, nothing is
+    lost or stored twice."""
+    from tests.conftest import _empty_postgres
+
+    _empty_postgres(postgres_session_url)
+    store = Store.open(postgres_session_url, migrate=True)
+    try:
+        write_jsonl(tmp_path / "s.jsonl", [post(i) for i in range(30)])
+        cfg = make_cfg(tmp_path, store, batch_size=10)
+        runner = Runner(
+            cfg, store, classifier=CountingClassifier(), clock=lambda: NOW, sleep=lambda s: None
+        )
+        killed = []
+
+        def kill_connections(_result):
+            if killed:
+                return
+            admin = create_engine(postgres_session_url, poolclass=NullPool)
+            with admin.begin() as conn:
+                n = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar()
+            admin.dispose()
+            killed.append(n)
+
+        r = runner.run_once("s", on_batch=kill_connections)
+        assert killed and killed[0] >= 1
+        assert (r.status, r.new) == ("ok", 30), r.error
+        assert store.count_items() == 30
+        assert store.count("classifications") == 30
+    finally:
+        store.close()
+
+
+def test_items_keep_utc(store, tmp_path, item_factory):
+    it: Item = item_factory(created_at=datetime(2026, 11, 23, 20, 0, tzinfo=UTC))
+    assert it.created_at.tzinfo is UTC
