@@ -147,8 +147,8 @@ class FileCollector:
             head, head_len = _head_hash(path)
             if prev and same_file:
                 position = int(prev.get("position", 0))
-                if int(prev.get("size", 0)) == size and position > 0:
-                    continue  # nothing new in this file
+                if prev.get("complete") and int(prev.get("size", 0)) == size:
+                    continue  # read to its end before, and unchanged since
             try:
                 fmt = _format_of(path, self.cfg.format)
             except BadInput as e:
@@ -157,22 +157,23 @@ class FileCollector:
             reader = {"jsonl": self._read_jsonl, "csv": self._read_csv, "json": self._read_json}[
                 fmt
             ]
-            for items, bad, new_position in reader(path, position):
+            for items, bad, new_position, complete in reader(path, position):
                 state[key] = {
                     "head": head,
                     "head_len": head_len,
                     "size": size,
                     "position": new_position,
+                    "complete": complete,
                 }
                 yield Batch(
                     items=items, bad=bad, cursor={"files": {k: dict(v) for k, v in state.items()}}
                 )
 
-    # -- readers: each yields (items, bad, position after them) ---------------------------------
+    # -- readers: each yields (items, bad, position after them, reached the end) ------------
 
     def _read_jsonl(
         self, path: Path, offset: int
-    ) -> Iterator[tuple[list[Item], list[BadInputRecord], int]]:
+    ) -> Iterator[tuple[list[Item], list[BadInputRecord], int, bool]]:
         items: list[Item] = []
         bad: list[BadInputRecord] = []
         with path.open("rb") as f:
@@ -214,10 +215,9 @@ class FileCollector:
                     continue
                 self._parse_line(line, where, items, bad)
                 if len(items) + len(bad) >= self.cfg.batch_size:
-                    yield items, bad, pos
+                    yield items, bad, pos, False
                     items, bad = [], []
-        if items or bad or pos != offset:
-            yield items, bad, pos
+        yield items, bad, pos, True
 
     def _line_number(self, path: Path, offset: int) -> int:
         if offset == 0:
@@ -273,7 +273,7 @@ class FileCollector:
 
     def _read_csv(
         self, path: Path, index: int
-    ) -> Iterator[tuple[list[Item], list[BadInputRecord], int]]:
+    ) -> Iterator[tuple[list[Item], list[BadInputRecord], int, bool]]:
         bad: list[BadInputRecord] = []
         text = self._decode(path.read_bytes(), path.name, bad if index == 0 else [])
         dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
@@ -302,7 +302,7 @@ class FileCollector:
                 raw = json.dumps(row, ensure_ascii=False).encode("utf-8")
                 self._add(row, where, raw, items, bad)
                 if len(items) + len(bad) >= self.cfg.batch_size:
-                    yield items, bad, position
+                    yield items, bad, position, False
                     items, bad = [], []
         except csv.Error as e:
             bad.append(
@@ -313,46 +313,33 @@ class FileCollector:
                     text[-500:],
                 )
             )
-        if items or bad or position != index:
-            yield items, bad, position
+        yield items, bad, position, True
 
     def _read_json(
         self, path: Path, index: int
-    ) -> Iterator[tuple[list[Item], list[BadInputRecord], int]]:
+    ) -> Iterator[tuple[list[Item], list[BadInputRecord], int, bool]]:
         bad: list[BadInputRecord] = []
         data = path.read_bytes()
         try:
             doc = json.loads(self._decode(data, path.name, bad))
         except ValueError as e:
-            yield (
-                [],
-                [BadInputRecord.from_raw(self.name, f"not valid JSON: {e}", path.name, data)],
-                0,
-            )
+            bad.append(BadInputRecord.from_raw(self.name, f"not valid JSON: {e}", path.name, data))
+            yield [], bad, 0, True
             return
         records = doc.get("items") if isinstance(doc, dict) else doc
         if not isinstance(records, list):
-            yield (
-                [],
-                [
-                    BadInputRecord.from_raw(
-                        self.name,
-                        'expected a list of objects (or {"items": [...]})',
-                        path.name,
-                        data,
-                    )
-                ],
-                0,
-            )
+            reason = 'expected a list of objects (or {"items": [...]})'
+            bad.append(BadInputRecord.from_raw(self.name, reason, path.name, data))
+            yield [], bad, 0, True
             return
         items: list[Item] = []
         for n, record in enumerate(records[index:], start=index):
             raw = json.dumps(record, ensure_ascii=False, default=str).encode("utf-8")
             self._add(record, f"{path.name} item {n}", raw, items, bad)
             if len(items) + len(bad) >= self.cfg.batch_size:
-                yield items, bad, n + 1
+                yield items, bad, n + 1, False
                 items, bad = [], []
-        yield items, bad, len(records)
+        yield items, bad, len(records), True
 
     # -- one record -> one item -----------------------------------------------------------------
 

@@ -211,3 +211,19 @@ def test_parse_timestamp(value, expected):
 def test_parse_timestamp_missing():
     with pytest.raises(BadInput, match="created_at is missing"):
         parse_timestamp("  ")
+
+
+def test_cursor_in_the_middle_of_an_unchanged_file_resumes(tmp_path):
+    """A run killed after its first batch left the cursor mid-file; the file did not change."""
+    jsonl(tmp_path / "a.jsonl", [row(i) for i in range(5)])
+    for fmt_file, write in (("a.jsonl", None), ("b.csv", "csv")):
+        if write:
+            (tmp_path / fmt_file).write_text(
+                "id,text,created_at\n"
+                + "".join(f"c{i},text {i},2026-11-23T10:00:00Z\n" for i in range(5)),
+                encoding="utf-8",
+            )
+        c = collector(tmp_path, path=fmt_file, batch_size=2)
+        first = next(iter(c.collect(None)))
+        rest = drain(c, first.cursor)[0]
+        assert len(first.items) == 2 and len(rest) == 3, fmt_file
