@@ -45,7 +45,8 @@ def postgres_unavailable() -> str | None:
         with _admin() as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {exc}".strip()
+        detail = " ".join(str(exc).split())
+        return f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {detail}"
     return None
 
 

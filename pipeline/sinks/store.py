@@ -50,7 +50,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    case,
     create_engine,
     event,
     func,
@@ -133,10 +132,11 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock det
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What one ``write_batch`` did. Every processed item lands in exactly one of
-    ``new``/``updated``/``unchanged``/``duplicate`` (a newly stored cross-post counts as
-    ``duplicate``, not ``new``); ``bad`` counts the bad records passed in and ``responded`` the
-    stored items that response detection newly marked as answered."""
+    """What one ``write_batch`` did. Every distinct processed item lands in exactly one of
+    ``new``/``updated``/``unchanged``; ``duplicate`` counts the new items among them that are
+    cross-posts of an earlier item (they are stored, but never queued). ``bad`` counts the bad
+    records passed in and ``responded`` the stored items that response detection newly marked
+    as answered."""
 
     new: int = 0
     updated: int = 0
@@ -318,6 +318,19 @@ def _language(value: str | None) -> str | None:
     return value
 
 
+def _queue_key(row: ItemRow, now: datetime) -> tuple[int, float, int, float, int]:
+    """Sort key for the triage queue: live items by due time, then the backlog, newest first."""
+    urgent = 0 if row.urgency == Urgency.HIGH.value else 1
+    created = row.created_at.timestamp()
+    if row.due_at is None or row.first_response_at is not None:
+        return (1, 0.0, urgent, created, row.id)  # no clock running (e.g. answered, reopened)
+    due = row.due_at.timestamp()
+    live = now.timestamp() <= due + (row.target_seconds or 0)
+    if live:
+        return (0, due, urgent, created, row.id)
+    return (2, -due, urgent, created, row.id)
+
+
 def _compute_flags(
     *,
     status: Status,
@@ -356,10 +369,6 @@ class _Current:
     duplicate_of_id: int | None
     has_sla: bool
     model_versions: set[str]
-
-
-class _Conflict(Exception):  # noqa: N818 - internal control flow, never escapes
-    pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,7 +415,13 @@ class Store:
                 f"unsupported database {display}: careradar stores into SQLite or PostgreSQL",
                 hint="use sqlite:///path/to/careradar.db or postgresql+psycopg://user@host/db",
             )
-        engine = cls._create_engine(parsed)
+        try:
+            engine = cls._create_engine(parsed)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory for database {display}: {exc}",
+                hint="check the path in the store URL and that careradar may write there",
+            ) from exc
         store = cls(engine, display_url=display, password=parsed.password)
         try:
             if migrate is True or (migrate is None and backend == "sqlite"):
@@ -433,7 +448,9 @@ class Store:
             database = url.database or ""
             memory = database in ("", ":memory:") or "mode=memory" in str(url.query)
             if not memory and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                path = Path(database).expanduser()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                url = url.set(database=str(path))
             kwargs: dict[str, Any] = {
                 "json_serializer": serializer,
                 "connect_args": {"check_same_thread": False},
@@ -551,6 +568,11 @@ class Store:
         return f"Store({self._display_url!r})"
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for tests, benchmarks and read-only reporting queries."""
+        return self._engine
+
+    @property
     def url(self) -> str:
         """The database URL with any password hidden (safe to print and log)."""
         return self._display_url
@@ -576,8 +598,7 @@ class Store:
         except DBAPIError as exc:
             if not _is_conflict(exc) and self._is_transient(exc):
                 raise TransientError(
-                    f"lost connection to database {self._display_url}: "
-                    f"{self._scrub(_first_line(exc))}",
+                    f"database {self._display_url} is unavailable: {self._scrub(_first_line(exc))}",
                     hint="nothing was committed; the operation will be retried",
                 ) from exc
             raise
@@ -715,23 +736,23 @@ class Store:
                     bad=len(bad),
                     responded=result.responded,
                 )
-            except (DBAPIError, _Conflict) as exc:
-                if not (isinstance(exc, _Conflict) or _is_conflict(exc)):
-                    raise
-                if attempt == 1:
-                    log.info("write to %s lost a race (%s); retrying once", self.url, exc)
+            except DBAPIError as exc:
+                # Only the first line of the driver's message: SQLAlchemy's own text carries
+                # the statement's parameters, i.e. customer text, which must not be logged.
+                reason = self._scrub(_first_line(exc))
+                if _is_conflict(exc) and attempt == 1:
+                    log.info("write to %s lost a race (%s); retrying once", self.url, reason)
                     continue
-                if isinstance(exc, IntegrityError):
-                    raise StoreError(
-                        f"cannot store a batch of {len(batch)} items in {self._display_url}: "
-                        f"{self._scrub(_first_line(exc))}",
-                        hint="nothing was stored and the cursor was not advanced; "
-                        "this is a bug, please report it with the log",
+                if _is_conflict(exc) and not isinstance(exc, IntegrityError):
+                    raise TransientError(
+                        f"database {self._display_url} kept aborting a batch of {len(batch)} "
+                        f"items: {reason}",
+                        hint="nothing was committed; the batch will be retried",
                     ) from exc
-                raise TransientError(
-                    f"database {self._display_url} kept aborting a batch of {len(batch)} "
-                    f"items ({exc})",
-                    hint="nothing was committed; the batch will be retried",
+                raise StoreError(
+                    f"cannot store a batch of {len(batch)} items in {self._display_url}: {reason}",
+                    hint="nothing was stored and the cursor was not advanced; "
+                    "this is a bug, please report it with the log",
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -753,7 +774,7 @@ class Store:
 
         changed: set[tuple[str, str]] = set()
         self._update_existing_items(conn, batch, current, now, changed)
-        self._link_duplicates(conn, batch, current, ids, changed)
+        linked = self._link_duplicates(conn, batch, current, ids, changed)
         self._write_classifications(conn, batch, current, ids, now, changed)
         self._write_sla(conn, batch, current, ids, now)
         self._write_bad_inputs(conn, bad, run_id, now)
@@ -765,10 +786,8 @@ class Store:
         for p in batch:
             key = p.item.key
             if key not in current:
-                if p.duplicate_of is not None and p.duplicate_of != key:
-                    duplicate += 1
-                else:
-                    new += 1
+                new += 1
+                duplicate += key in linked
             elif key in changed:
                 updated += 1
             else:
@@ -872,7 +891,7 @@ class Store:
                 # needs_reply only ever goes False -> True: an edit or a better model can
                 # reveal that a post needs an answer; nothing un-asks a question.
                 values["needs_reply"] = True
-                if False:
+                if c.status == Status.IGNORED:
                     reopen_candidates.append((p.item.key, p))
             if values:
                 conn.execute(update(items).where(items.c.id == c.id).values(**values))
@@ -912,7 +931,12 @@ class Store:
         current: Mapping[tuple[str, str], _Current],
         ids: Mapping[tuple[str, str], int],
         changed: set[tuple[str, str]],
-    ) -> None:
+    ) -> set[tuple[str, str]]:
+        """Turn ``duplicate_of`` keys into ``duplicate_of_id``; returns the keys linked.
+
+        The original may be in this batch or already stored. If it is neither, the item is
+        kept as an original (with a warning) rather than pointing nowhere.
+        """
         wanted = [
             p
             for p in batch
@@ -921,24 +945,25 @@ class Store:
             and (p.item.key not in current or current[p.item.key].duplicate_of_id is None)
         ]
         if not wanted:
-            return
+            return set()
         targets = dict(ids)
         missing = [p.duplicate_of for p in wanted if p.duplicate_of not in targets]
         if missing:
             for key, c in self._load_current(conn, [k for k in missing if k]).items():
                 targets[key] = c.id
         params = []
+        linked: set[tuple[str, str]] = set()
         for p in wanted:
-            assert p.duplicate_of is not None
-            target = targets.get(p.duplicate_of)
+            target = targets.get(p.duplicate_of) if p.duplicate_of is not None else None
             if target is None:
                 log.warning(
                     "%s/%s is a duplicate of %s/%s, which is not stored; keeping it as original",
                     *p.item.key,
-                    *p.duplicate_of,
+                    *(p.duplicate_of or ("?", "?")),
                 )
                 continue
             params.append({"b_id": ids[p.item.key], "b_dup": target})
+            linked.add(p.item.key)
             if p.item.key in current:
                 changed.add(p.item.key)
         if params:
@@ -948,6 +973,7 @@ class Store:
                 .values(duplicate_of_id=bindparam("b_dup")),
                 params,
             )
+        return linked
 
     @staticmethod
     def _classification_values(c: Classification, now: datetime) -> dict[str, Any]:
@@ -1191,6 +1217,21 @@ class Store:
         """Record that a collector cycle began; returns the run id for ``finish_run``."""
         started = utc(started_at) if started_at is not None else now_utc()
         with self._begin(write=True) as conn:
+            # A run still 'running' from before was cut off (kill -9, power loss): say so, so
+            # `careradar status` does not show it running forever.
+            conn.execute(
+                update(collector_runs)
+                .where(
+                    collector_runs.c.source == source,
+                    collector_runs.c.status == "running",
+                    collector_runs.c.started_at <= started,
+                )
+                .values(
+                    status="error",
+                    finished_at=started,
+                    error="interrupted: the process ended before this run finished",
+                )
+            )
             run_id = conn.execute(
                 insert(collector_runs)
                 .values(source=source, started_at=started, status="running")
@@ -1424,8 +1465,14 @@ class Store:
 
         An item is in the queue when it is open (new/acknowledged), needs a reply, is not a
         cross-post duplicate, and either carries a flag or came through a one-to-one channel
-        (chat, email), where every unanswered message is someone waiting. Order: overdue items
-        first (longest overdue on top), then by due time, urgent before normal, oldest first.
+        (chat, email), where every unanswered message is someone waiting.
+
+        Order: *live* items first, those not yet due or overdue by less than their own target
+        length (a chat 30 s late, a tweet 20 minutes late), soonest due first, urgent before
+        normal; then the *backlog* of long-overdue items, most recently due first. Sorting by due
+        time alone would put week-old posts above the chat that can still be saved. The live
+        test needs per-row date arithmetic, which SQLite and PostgreSQL spell differently, so
+        the open queue is sorted here rather than in SQL.
         """
         moment = utc(now) if now is not None else now_utc()
         conditions = self._flag_conditions(moment)
@@ -1445,16 +1492,10 @@ class Store:
         query = self._filters(query, source=source, channel=channel, brand=brand)
         if assignee is not None:
             query = query.where(items.c.assignee == assignee)
-        query = query.order_by(
-            case((conditions[Flag.OVERDUE], 0), else_=1),
-            case((sla.c.due_at.is_(None), 1), else_=0),
-            sla.c.due_at,
-            case((classifications.c.urgency == Urgency.HIGH.value, 0), else_=1),
-            items.c.created_at,
-            items.c.id,
-        ).limit(limit)
         with self._begin() as conn:
-            return self._rows(conn, query, moment)
+            rows = self._rows(conn, query, moment)
+        rows.sort(key=lambda r: _queue_key(r, moment))
+        return rows[:limit]
 
     @staticmethod
     def _filters(

@@ -19,14 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, insert, inspect
+from sqlalchemy import create_engine, insert, inspect, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.pool import NullPool
 
 from pipeline.errors import NotFound, StoreError
 from pipeline.items import BadInputRecord, Channel, Flag, Status
 from pipeline.sinks import store as store_module
-from pipeline.sinks.schema import TABLE_NAMES, UTCDateTime, cursors, metadata
+from pipeline.sinks.schema import TABLE_NAMES, UTCDateTime, collector_runs, cursors, metadata
 from pipeline.sinks.store import Store, WriteResult, redact_url
 from tests.conftest import ItemFactory, ProcessedFactory
 from tests.helpers import T0, fresh_postgres_url
@@ -73,12 +73,19 @@ def test_sqlite_open_creates_directory_and_sets_pragmas(tmp_path: Path) -> None:
     try:
         assert path.exists()
         assert store.current_revision() == "0001"
-        with store._engine.connect() as conn:
+        with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     finally:
         store.close()
+
+
+def test_sqlite_directory_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        Store.open(f"sqlite:///{blocker / 'sub' / 'careradar.db'}")
 
 
 def test_open_database_of_a_newer_careradar_is_refused(tmp_path: Path) -> None:
@@ -275,9 +282,10 @@ def test_duplicate_of_is_resolved_and_counted(
     original = processed_factory(fingerprint="same-text")
     in_batch_copy = processed_factory(fingerprint="same-text", duplicate_of=original.item.key)
     result = store.write_batch([in_batch_copy, original])
-    assert (result.new, result.duplicate) == (1, 1)
+    assert (result.new, result.duplicate) == (2, 1)
     later_copy = processed_factory(fingerprint="same-text", duplicate_of=original.item.key)
-    assert store.write_batch([later_copy]).duplicate == 1
+    assert store.write_batch([later_copy]) == WriteResult(new=1, duplicate=1)
+    assert store.write_batch([later_copy]) == WriteResult(unchanged=1)
 
     original_id = store.find_item(*original.item.key).id  # type: ignore[union-attr]
     for copy in (in_batch_copy, later_copy):
@@ -285,6 +293,10 @@ def test_duplicate_of_is_resolved_and_counted(
         assert row is not None and row.duplicate_of_id == original_id
     assert [r.id for r in store.list_items()] == [original_id]
     assert len(store.list_items(include_duplicates=True)) == 3
+    # An original that was never stored cannot be pointed at: kept as an original.
+    orphan = processed_factory(duplicate_of=("test-source", "never-stored"))
+    assert store.write_batch([orphan]) == WriteResult(new=1)
+    assert store.find_item(*orphan.item.key).duplicate_of_id is None  # type: ignore[union-attr]
 
 
 def test_find_cross_posts_returns_earliest_original_since(
@@ -485,7 +497,7 @@ def test_earliest_later_reply_counts_and_earlier_or_foreign_posts_do_not(
 # --- reading ---------------------------------------------------------------------------------
 
 
-def test_triage_orders_overdue_then_due_then_urgency_with_flags(
+def test_triage_orders_live_first_then_backlog_with_flags(
     store: Store, processed_factory: ProcessedFactory
 ) -> None:
     now = T0 + timedelta(hours=3)
@@ -514,8 +526,13 @@ def test_triage_orders_overdue_then_due_then_urgency_with_flags(
         created_at=T0 - timedelta(hours=1), is_complaint=True, target_seconds=hour
     )
     brand = processed_factory(created_at=T0, author_is_brand=True, sentiment="negative")
+    # 20 minutes past due on a 1-hour target: still live, and the most pressing of all.
+    fresh_overdue = processed_factory(
+        created_at=now - timedelta(minutes=80), target_seconds=hour, is_complaint=True
+    )
     store.write_batch(
         [
+            fresh_overdue,
             later,
             tie_urgent,
             chat_plain,
@@ -537,20 +554,33 @@ def test_triage_orders_overdue_then_due_then_urgency_with_flags(
 
     queue = store.triage(now=now)
     keys = [(r.source, r.external_id) for r in queue]
-    expected = [overdue, overdue_later, reopened, at_risk, tie_urgent, later, chat_plain]
+    # Live (by due time, urgent first on ties), then no running clock, then the backlog of
+    # items overdue by more than their target length (most recently due first).
+    expected = [
+        fresh_overdue,
+        at_risk,
+        tie_urgent,
+        later,
+        chat_plain,
+        reopened,
+        overdue_later,
+        overdue,
+    ]
     assert keys == [p.item.key for p in expected]
     assert [r.flags for r in queue] == [
         (Flag.COMPLAINT, Flag.OVERDUE),
-        (Flag.URGENT, Flag.OVERDUE),
-        (Flag.COMPLAINT,),
         (Flag.NEGATIVE, Flag.AT_RISK),
         (Flag.URGENT,),
         (Flag.COMPLAINT,),
         (),
+        (Flag.COMPLAINT,),
+        (Flag.URGENT, Flag.OVERDUE),
+        (Flag.COMPLAINT, Flag.OVERDUE),
     ]
     assert [r.external_id for r in store.triage(now=now, flag="overdue")] == [
-        overdue.item.external_id,
+        fresh_overdue.item.external_id,
         overdue_later.item.external_id,
+        overdue.item.external_id,
     ]
     assert [r.external_id for r in store.triage(now=now, flag=Flag.AT_RISK)] == [
         at_risk.item.external_id
@@ -666,10 +696,10 @@ def test_sqlite_stores_utc_text(tmp_path: Path, processed_factory: ProcessedFact
 def test_naive_datetimes_are_refused(store: Store) -> None:
     naive = datetime(2024, 5, 1, 12, 0)
     with pytest.raises(ValueError, match="naive"):
-        UTCDateTime().process_bind_param(naive, store._engine.dialect)
+        UTCDateTime().process_bind_param(naive, store.engine.dialect)
     with pytest.raises(ValueError, match="naive"):
         store.start_run("feed", started_at=naive)
-    with pytest.raises(StatementError) as err, store._engine.begin() as conn:
+    with pytest.raises(StatementError) as err, store.engine.begin() as conn:
         conn.execute(insert(cursors).values(source="x", value={}, updated_at=naive))
     assert isinstance(err.value.orig, ValueError)
     assert store.count("cursors") == 0
@@ -801,3 +831,18 @@ def test_alert_ledger_fires_once_per_incident(store: Store) -> None:
     assert store.resolve_alert("never-fired") is False
     assert store.record_alert(key, kind="source", reason="HTTP 401", payload={"n": 1}) is True
     assert store.count("alerts") == 1
+
+
+def test_run_cut_off_by_a_crash_is_marked_interrupted(store: Store) -> None:
+    first = store.start_run("s", started_at=T0)
+    store.start_run("s", started_at=T0 + timedelta(minutes=5))
+    status = store.source_status(["s"])[0]
+    assert status.runs == 2
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(collector_runs.c.status, collector_runs.c.error).where(
+                collector_runs.c.id == first
+            )
+        ).one()
+    assert row.status == "error"
+    assert "interrupted" in row.error
