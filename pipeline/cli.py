@@ -134,12 +134,14 @@ def _iso(dt: datetime | None) -> str:
 
 
 def _relative(due: datetime | None, now: datetime) -> str:
+    """'in 45s', 'overdue 1m2s', 'in 52m', 'overdue 2d3h': seconds only while they matter."""
     if due is None:
         return ""
     delta = (due - now).total_seconds()
-    text = format_duration(abs(delta) if abs(delta) >= 60 else round(abs(delta)))
-    if abs(delta) >= 3600:  # minutes and seconds are noise once it is hours away
-        text = format_duration(round(abs(delta) / 60) * 60)
+    gap = abs(delta)
+    if gap >= 600:
+        gap = round(gap / 60) * 60
+    text = format_duration(gap)
     return f"overdue {text}" if delta < 0 else f"in {text}"
 
 

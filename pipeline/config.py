@@ -111,8 +111,17 @@ class Schedule(_Model):
             raise ValueError("give either 'every' or 'cron', not both")
         if self.every is not None and self.every < 1:
             raise ValueError("'every' must be at least 1s")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron '{self.cron}' must have 5 fields (minute hour day month dow)")
+        if self.cron is not None:
+            if len(self.cron.split()) != 5:
+                raise ValueError(
+                    f"cron '{self.cron}' must have 5 fields (minute hour day month day-of-week)"
+                )
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone="UTC")
+            except ValueError as e:
+                raise ValueError(f"cron '{self.cron}' is not valid: {e}") from None
         return self
 
     def describe(self, default_every: float = 300) -> str:

@@ -29,7 +29,16 @@ def trigger_for(src: SourceConfig, default_every: float) -> Any:
     sched = src.schedule
     jitter = int(sched.jitter) or None
     if sched.cron is not None:
-        return CronTrigger.from_crontab(sched.cron, timezone="UTC", jitter=jitter)
+        minute, hour, day, month, day_of_week = sched.cron.split()
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=day_of_week,
+            timezone="UTC",
+            jitter=jitter,
+        )
     every = sched.every if sched.every is not None else default_every
     return IntervalTrigger(seconds=every, timezone="UTC", jitter=jitter)
 

@@ -40,7 +40,8 @@ _MANY_NEWLINES = re.compile(r"\n{3,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_MENTION = re.compile(r"(?<![\w@])@\w+")
+# @user, and the fediverse's @user@instance.example (one mention, not a mention plus a domain).
+_MENTION = re.compile(r"(?<![\w@])@\w+(?:@[\w-]+(?:\.[\w-]+)+)?")
 
 
 def _repair_surrogates(text: str) -> str:

@@ -25,10 +25,11 @@ __all__ = ["EMAIL_RE", "PII_KINDS", "find_pii", "redact"]
 PII_KINDS: Final = ("card", "iban", "email", "phone")
 
 EMAIL_RE: Final = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
+    r"(?<![\w.+%@-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
 )
-"""An e-mail address (also used by the entity extractor)."""
+"""An e-mail address (also used by the entity extractor). ``@user@instance.example`` is a
+public fediverse handle, not an address: the leading ``@`` rules it out."""
 
 _CARD_RE: Final = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _IBAN_RE: Final = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")

@@ -318,6 +318,10 @@ def _language(value: str | None) -> str | None:
     return value
 
 
+LIVE_WINDOW_MAX = 3_600
+"""An overdue item stays 'live' in the queue for its target length, at most this many seconds."""
+
+
 def _queue_key(row: ItemRow, now: datetime) -> tuple[int, float, int, float, int]:
     """Sort key for the triage queue: live items by due time, then the backlog, newest first."""
     urgent = 0 if row.urgency == Urgency.HIGH.value else 1
@@ -325,7 +329,7 @@ def _queue_key(row: ItemRow, now: datetime) -> tuple[int, float, int, float, int
     if row.due_at is None or row.first_response_at is not None:
         return (1, 0.0, urgent, created, row.id)  # no clock running (e.g. answered, reopened)
     due = row.due_at.timestamp()
-    live = now.timestamp() <= due + (row.target_seconds or 0)
+    live = now.timestamp() - due <= min(row.target_seconds or 0, LIVE_WINDOW_MAX)
     if live:
         return (0, due, urgent, created, row.id)
     return (2, -due, urgent, created, row.id)
@@ -1468,8 +1472,9 @@ class Store:
         (chat, email), where every unanswered message is someone waiting.
 
         Order: *live* items first, those not yet due or overdue by less than their own target
-        length (a chat 30 s late, a tweet 20 minutes late), soonest due first, urgent before
-        normal; then the *backlog* of long-overdue items, most recently due first. Sorting by due
+        length and at most an hour (a chat 30 s late, a tweet 20 minutes late), soonest due
+        first, urgent before normal; then answered-and-reopened items (no clock running); then
+        the *backlog* of long-overdue items, most recently due first. Sorting by due
         time alone would put week-old posts above the chat that can still be saved. The live
         test needs per-row date arithmetic, which SQLite and PostgreSQL spell differently, so
         the open queue is sorted here rather than in SQL.

@@ -197,3 +197,13 @@ def test_bundled_configs_are_valid():
     for name in ("demo.yaml", "example.yaml"):
         cfg = load(root / name)
         assert cfg.sources, name
+
+
+def test_invalid_cron_is_a_config_error(tmp_path):
+    p = write(
+        tmp_path,
+        "sources:\n"
+        "  - {name: a, kind: file, channel: social, path: x, schedule: {cron: '*/70 * * * *'}}\n",
+    )
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.schedule: cron '\*/70 \* \* \* \*'"):
+        load(p)

@@ -74,3 +74,10 @@ def test_fingerprint_short_text_is_empty() -> None:
     assert fingerprint("") == ""
     # CJK characters weigh double: a short Chinese sentence is long enough
     assert fingerprint("我的快递还没到") != ""
+
+
+def test_fediverse_handle_is_one_mention() -> None:
+    base = "3rd time my parcel says failed delivery, I WAS HOME"
+    assert fingerprint(f"@ParcelPeakHelp@mastodon.example {base}") == fingerprint(
+        f"@ParcelPeakHelp {base}"
+    )

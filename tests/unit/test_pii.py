@@ -59,3 +59,10 @@ def test_redaction_is_idempotent_and_total() -> None:
     assert once == "[email] [card] [phone]"
     assert redact(once) == once
     assert redact("") == ""
+
+
+def test_fediverse_handle_is_not_an_email() -> None:
+    assert (
+        redact("@ParcelPeakHelp@mastodon.example help") == "@ParcelPeakHelp@mastodon.example help"
+    )
+    assert redact("mail jane@mastodon.example") == "mail [email]"
