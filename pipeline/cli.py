@@ -328,6 +328,12 @@ def _print_result(r: RunResult) -> None:
             err.print(f"  hint: {escape(r.hint)}")
 
 
+def _print_json_result(r: RunResult) -> None:
+    """One JSON object per line per finished run: easy to tail and to ship to a log pipeline."""
+    _json(r.to_json())
+    sys.stdout.flush()
+
+
 def _run_sources(runner: Runner, names: Sequence[str], as_json: bool) -> list[RunResult]:
     sources = [runner.cfg.source(n) for n in names] if names else runner.cfg.sources
     results = []
@@ -390,7 +396,7 @@ def run(
             f"careradar {__version__}: {len([s for s in runner.cfg.sources if s.enabled])} "
             "sources scheduled; Ctrl-C stops after the current batch"
         )
-        serve(runner, on_result=None if as_json else _print_result)
+        serve(runner, on_result=_print_json_result if as_json else _print_result)
 
 
 @app.command()

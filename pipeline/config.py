@@ -162,9 +162,6 @@ class SlaPolicy(_Model):
         description="when an open item turns at-risk: a share of the target ('75%') "
         "or the time left before due ('10m')",
     )
-    business_hours: str | None = Field(
-        default=None, description="reserved: business-hours calendar name (not applied yet)"
-    )
 
     @field_validator("at_risk")
     @classmethod

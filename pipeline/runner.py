@@ -157,19 +157,26 @@ class Runner:
                 result.status = "dry_run"
             elif result.bad:
                 result.status = "partial"
+        # Outcomes are logged at INFO: every caller (CLI, scheduler) reports the RunResult
+        # itself, and the same line twice is noise. Tracebacks only with --debug.
         except NotConfigured as e:
             result.status = "not_configured"
             result.error, result.hint = e.message, e.hint
-            log.warning("%s: skipped: %s", src.name, e.message)
+            log.info("%s: skipped: %s", src.name, e.message)
         except (TransientError, TerminalError, ConfigError) as e:
             result.status = "error"
             result.error, result.hint = e.message, e.hint
-            log.error("%s: %s", src.name, e.message)
+            log.info("%s: failed: %s", src.name, e.message)
         except Exception as e:
             result.status = "error"
             result.error = f"unexpected {type(e).__name__}: {e}"
             result.hint = "run with --debug for the traceback, and report it"
-            log.exception("%s: run failed", src.name)
+            log.error(
+                "%s: run failed: %s",
+                src.name,
+                result.error,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
         result.duration_s = time.perf_counter() - t0
         if run_id is not None:
             self._finish(run_id, result)
