@@ -8,6 +8,7 @@ PII redacted; the store keeps the original.
 from __future__ import annotations
 
 import csv
+import getpass
 import json
 import logging
 import os
@@ -570,74 +571,52 @@ def _set_status(item_id: int, status: Status, note: str | None, actor: str, as_j
         out.print(f"item {row.id}: {row.status}")
 
 
-_ACTOR = typer.Option("--as", help="who is acting (recorded in the item's history)")
+_ACTOR = typer.Option("--as", help="who is acting, for the item's history (default: your login)")
 
 
-@triage_app.command("ack")
-def triage_ack(
-    item_id: int,
-    note: Annotated[str | None, typer.Option("--note")] = None,
-    actor: Annotated[str, _ACTOR] = "cli",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Mark an item acknowledged (someone is on it; the clock keeps running)."""
-    _set_status(item_id, Status.ACKNOWLEDGED, note, actor, as_json)
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "cli"
 
 
-@triage_app.command("respond")
-def triage_respond(
-    item_id: int,
-    note: Annotated[str | None, typer.Option("--note")] = None,
-    actor: Annotated[str, _ACTOR] = "cli",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Mark an item responded (stops the response clock now, if no reply was detected)."""
-    _set_status(item_id, Status.RESPONDED, note, actor, as_json)
+_TRANSITIONS = {
+    "ack": (Status.ACKNOWLEDGED, "Mark an item acknowledged (someone is on it; the clock runs)."),
+    "respond": (Status.RESPONDED, "Mark an item responded (stops the clock if no reply was seen)."),
+    "resolve": (Status.RESOLVED, "Mark an item resolved."),
+    "ignore": (Status.IGNORED, "Take an item out of the queue without a reply (spam, not ours)."),
+    "reopen": (Status.NEW, "Put an item back in the queue."),
+}
 
 
-@triage_app.command("resolve")
-def triage_resolve(
-    item_id: int,
-    note: Annotated[str | None, typer.Option("--note")] = None,
-    actor: Annotated[str, _ACTOR] = "cli",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Mark an item resolved."""
-    _set_status(item_id, Status.RESOLVED, note, actor, as_json)
+def _status_command(status: Status, doc: str) -> Any:
+    def command(
+        item_id: int,
+        note: Annotated[str | None, typer.Option("--note")] = None,
+        actor: Annotated[str | None, _ACTOR] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        _set_status(item_id, status, note, actor or _whoami(), as_json)
+
+    command.__doc__ = doc
+    return command
 
 
-@triage_app.command("ignore")
-def triage_ignore(
-    item_id: int,
-    note: Annotated[str | None, typer.Option("--note")] = None,
-    actor: Annotated[str, _ACTOR] = "cli",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Take an item out of the queue without a reply (spam, not for us)."""
-    _set_status(item_id, Status.IGNORED, note, actor, as_json)
-
-
-@triage_app.command("reopen")
-def triage_reopen(
-    item_id: int,
-    note: Annotated[str | None, typer.Option("--note")] = None,
-    actor: Annotated[str, _ACTOR] = "cli",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Put an item back in the queue."""
-    _set_status(item_id, Status.NEW, note, actor, as_json)
+for _name, (_status, _doc) in _TRANSITIONS.items():
+    triage_app.command(_name)(_status_command(_status, _doc))
 
 
 @triage_app.command("assign")
 def triage_assign(
     item_id: int,
     assignee: Annotated[str, typer.Argument(help="who should handle it; '-' to unassign")],
-    actor: Annotated[str, _ACTOR] = "cli",
+    actor: Annotated[str | None, _ACTOR] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Assign an item to a person."""
     with _store_ctx() as store:
-        row = store.assign(item_id, None if assignee == "-" else assignee, actor=actor)
+        row = store.assign(item_id, None if assignee == "-" else assignee, actor=actor or _whoami())
     if as_json:
         _json(_row_json(row))
     else:
