@@ -902,6 +902,27 @@ def _open_out(path: Path | None) -> Iterator[TextIO]:
         yield fh
 
 
+@app.command()
+def bench(
+    rows: Annotated[int, typer.Option("--rows", min=1, help="items to generate")] = 5000,
+    sqlite_only: Annotated[bool, typer.Option("--sqlite-only", help="skip PostgreSQL")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure ingest and classification side by side with naive baselines (see docs)."""
+    from pipeline.bench import DATABASES, run_bench
+
+    with err.status("benchmarking", spinner="dots") as status:
+        report = run_bench(
+            rows=rows,
+            databases=("sqlite",) if sqlite_only else DATABASES,
+            progress=lambda message: status.update(escape(message)),
+        )
+    if as_json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        sys.stdout.write(report.to_markdown() + "\n")
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
-from pipeline.items import Batch, Item, ProcessedItem, now_utc
+from pipeline.items import Batch, Classification, Item, ProcessedItem, now_utc
 from pipeline.nlp.base import Classifier
 from pipeline.nlp.language import detect_languages
 from pipeline.nlp.normalize import clean_text, fingerprint
@@ -309,13 +309,7 @@ class Runner:
             todo.append(item)
         todo = self._with_language(todo)
         duplicates = self._cross_posts(todo, existing)
-        with self._classify_lock:
-            classifications = self.classifier.classify(todo) if todo else []
-        if len(classifications) != len(todo):
-            raise TerminalError(
-                f"classifier {version} returned {len(classifications)} results for "
-                f"{len(todo)} items"
-            )
+        classifications = self._classify(todo)
         out = []
         for item, c in zip(todo, classifications, strict=True):
             dup = duplicates.get(item.key)
@@ -335,6 +329,28 @@ class Runner:
                 )
             )
         return out
+
+    def _classify(self, items: Sequence[Item]) -> list[Classification]:
+        """Classify in ``classifier.batch_size`` chunks of similar length, results in input order.
+
+        Sorting by length first keeps padding small for encoder models, where one long text in
+        a batch of short ones makes the whole batch pay for its length.
+        """
+        size = self.cfg.classifier.batch_size
+        order = sorted(range(len(items)), key=lambda i: len(items[i].text))
+        results: list[Classification | None] = [None] * len(items)
+        with self._classify_lock:
+            for start in range(0, len(order), size):
+                chunk = order[start : start + size]
+                got = self.classifier.classify([items[i] for i in chunk])
+                if len(got) != len(chunk):
+                    raise TerminalError(
+                        f"classifier {self.classifier.version} returned {len(got)} results "
+                        f"for {len(chunk)} items"
+                    )
+                for i, c in zip(chunk, got, strict=True):
+                    results[i] = c
+        return [c for c in results if c is not None]
 
     def _with_language(self, items: list[Item]) -> list[Item]:
         missing = [i for i, item in enumerate(items) if not item.language]

@@ -227,3 +227,31 @@ def test_database_drops_connections_mid_run(tmp_path, postgres_session_url):
 def test_items_keep_utc(store, tmp_path, item_factory):
     it: Item = item_factory(created_at=datetime(2026, 11, 23, 20, 0, tzinfo=UTC))
     assert it.created_at.tzinfo is UTC
+
+
+def test_classification_is_chunked_by_length_and_keeps_input_order(store, tmp_path):
+    texts = [
+        "ok " * n + ("refund never came" if n % 2 else "love it, thanks")
+        for n in (40, 1, 25, 3, 60, 2, 10)
+    ]
+    write_jsonl(tmp_path / "s.jsonl", [post(i, t) for i, t in enumerate(texts)])
+    cfg = make_cfg(tmp_path, store)
+    cfg = cfg.model_copy(update={"classifier": cfg.classifier.model_copy(update={"batch_size": 3})})
+
+    class Recording(CountingClassifier):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def classify(self, items):
+            self.calls.append([len(i.text) for i in items])
+            return super().classify(items)
+
+    clf = Recording()
+    r = runner_for(cfg, store, clf).run_once("s", dry_run=True)
+    assert [len(c) for c in clf.calls] == [3, 3, 1]
+    lengths = [n for call in clf.calls for n in call]
+    assert lengths == sorted(lengths)
+    single = LexiconClassifier()
+    for p in r.dry_run_items:
+        assert p.classification == single.classify([p.item])[0]
