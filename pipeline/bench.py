@@ -41,8 +41,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import delete, text
 
 from pipeline import registry
@@ -54,6 +52,7 @@ from pipeline.nlp.language import detect_languages
 from pipeline.nlp.lexicon import LexiconClassifier
 from pipeline.runner import Runner
 from pipeline.sinks.schema import cursors
+from pipeline.sinks.scratch import postgres_unavailable, scratch_database
 from pipeline.sinks.store import Existing, Store, WriteResult
 
 __all__ = [
@@ -78,10 +77,6 @@ TABLE_HEADER: Final = (
     "| scenario | database | batch | items | classified | seconds | items/s | ratio |"
 )
 
-PG_HOST: Final = os.environ.get("CARERADAR_BENCH_PG_HOST", "127.0.0.1")
-PG_PORT: Final = int(os.environ.get("CARERADAR_BENCH_PG_PORT", "5432"))
-PG_USER: Final = os.environ.get("CARERADAR_BENCH_PG_USER", "postgres")
-PG_ADMIN_DB: Final = "postgres"
 
 Progress = Callable[[str], None]
 
@@ -704,44 +699,14 @@ class _TimedRunner(Runner):
 # --------------------------------------------------------------------------------------------
 
 
-def _admin() -> psycopg.Connection[tuple[Any, ...]]:
-    return psycopg.connect(
-        host=PG_HOST,
-        port=PG_PORT,
-        user=PG_USER,
-        dbname=PG_ADMIN_DB,
-        autocommit=True,
-        connect_timeout=5,
-    )
-
-
-def postgres_unavailable() -> str | None:
-    """Why the benchmark's PostgreSQL server cannot be used, or None when it can."""
-    try:
-        with _admin() as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        detail = " ".join(str(exc).split())
-        return f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable: {detail}"
-    return None
-
-
 @contextmanager
 def _fresh_database(database: str, workdir: Path) -> Iterator[str]:
     """An empty database's URL: a new SQLite file, or a PostgreSQL database dropped after."""
-    name = f"careradar_bench_{uuid.uuid4().hex[:12]}"
     if database == "sqlite":
-        yield f"sqlite:///{workdir / (name + '.db')}"
+        yield f"sqlite:///{workdir / f'careradar_bench_{uuid.uuid4().hex[:12]}.db'}"
         return
-    with _admin() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        with _admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with scratch_database("careradar_bench_") as url:
+        yield url
 
 
 @contextmanager
