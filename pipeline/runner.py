@@ -29,6 +29,7 @@ from pipeline.errors import (
     CareradarError,
     ConfigError,
     NotConfigured,
+    StoreError,
     TerminalError,
     TransientError,
 )
@@ -141,9 +142,9 @@ class Runner:
         result = RunResult(source=src.name, started_at=self.clock())
         t0 = time.perf_counter()
         run_id = None
-        if not dry_run:
-            run_id = self._store().start_run(src.name, started_at=result.started_at)
         try:
+            if not dry_run:
+                run_id = self._store().start_run(src.name, started_at=result.started_at)
             collector = self.build_collector(src)
             cursor = None if dry_run and self.store is None else self._store().get_cursor(src.name)
             for batch in collector.collect(cursor):
@@ -163,7 +164,7 @@ class Runner:
             result.status = "not_configured"
             result.error, result.hint = e.message, e.hint
             log.info("%s: skipped: %s", src.name, e.message)
-        except (TransientError, TerminalError, ConfigError) as e:
+        except (TransientError, TerminalError, ConfigError, StoreError) as e:
             result.status = "error"
             result.error, result.hint = e.message, e.hint
             log.info("%s: failed: %s", src.name, e.message)

@@ -255,3 +255,28 @@ def test_classification_is_chunked_by_length_and_keeps_input_order(store, tmp_pa
     single = LexiconClassifier()
     for p in r.dry_run_items:
         assert p.classification == single.classify([p.item])[0]
+
+
+@pytest.mark.postgres
+def test_database_gone_is_a_failed_run_not_a_crash(tmp_path):
+    """The database disappears after the store opened (dropped, connections killed): the run
+    fails with a readable error that names the database without its password."""
+    from psycopg import sql
+
+    from pipeline.sinks.scratch import admin_connection
+    from tests.helpers import fresh_postgres_url
+
+    with fresh_postgres_url(password="s3cret") as url:
+        store = Store.open(url, migrate=True)
+        try:
+            write_jsonl(tmp_path / "s.jsonl", [post(1)])
+            runner = runner_for(make_cfg(tmp_path, store), store)
+            name = url.rsplit("/", 1)[1]
+            with admin_connection() as conn:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            r = runner.run_once("s")
+        finally:
+            store.close()
+    assert r.status == "error"
+    assert name in (r.error or "")
+    assert "s3cret" not in (r.error or "") + (r.hint or "")
