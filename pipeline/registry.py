@@ -85,11 +85,6 @@ def source_models() -> dict[str, type[SourceConfig]]:
     return {k: spec.config_model for k, spec in _collectors.items()}
 
 
-def collector_kinds() -> list[str]:
-    _load()
-    return sorted(_collectors)
-
-
 def collector_spec(kind: str) -> CollectorSpec:
     _load()
     try:

@@ -309,23 +309,25 @@ class Runner:
                 continue
             todo.append(item)
         todo = self._with_language(todo)
-        duplicates = self._cross_posts(todo, existing)
+        fingerprints = {item.key: fingerprint(item.text) for item in todo}
+        duplicates = self._cross_posts(todo, existing, fingerprints)
         classifications = self._classify(todo)
         out = []
         for item, c in zip(todo, classifications, strict=True):
             dup = duplicates.get(item.key)
-            state = None
-            if dup is None and item.key not in existing:
-                state = sla.apply_policy(item, c, self.cfg.sla, policy_override=src.sla_policy)
-            elif dup is None and sla.needs_reply(item, c):
-                # Known item whose new text or model now says it needs a reply: start the clock.
-                state = sla.apply_policy(item, c, self.cfg.sla, policy_override=src.sla_policy)
+            # A cross-post rides on its first copy's clock. For a known item the store keeps an
+            # existing SLA row and only starts one if the new text or model now needs a reply.
+            state = (
+                None
+                if dup is not None
+                else sla.apply_policy(item, c, self.cfg.sla, policy_override=src.sla_policy)
+            )
             out.append(
                 ProcessedItem(
                     item=item,
                     classification=c,
                     sla=state,
-                    fingerprint=fingerprint(item.text),
+                    fingerprint=fingerprints[item.key],
                     duplicate_of=dup,
                 )
             )
@@ -365,7 +367,10 @@ class Runner:
         return out
 
     def _cross_posts(
-        self, items: Sequence[Item], existing: dict[tuple[str, str], Any]
+        self,
+        items: Sequence[Item],
+        existing: dict[tuple[str, str], Any],
+        fingerprints: dict[tuple[str, str], str],
     ) -> dict[tuple[str, str], tuple[str, str]]:
         """The same words posted again (another platform, another link) within the window.
 
@@ -376,11 +381,11 @@ class Runner:
         fresh = [
             i
             for i in items
-            if i.key not in existing and not i.author_is_brand and fingerprint(i.text)
+            if i.key not in existing and not i.author_is_brand and fingerprints[i.key]
         ]
         if not fresh:
             return {}
-        fps = {i.key: fingerprint(i.text) for i in fresh}
+        fps = {i.key: fingerprints[i.key] for i in fresh}
         earliest = min(i.created_at for i in fresh) - window
         known = (
             self.store.find_cross_posts(sorted(set(fps.values())), since=earliest)
