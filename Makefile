@@ -25,9 +25,21 @@ demo: install
 	@echo
 	@echo "Stored in demo.db (SQLite). Try: $(BIN)/careradar --config config/demo.yaml status"
 
-# The integration tests need PostgreSQL on 127.0.0.1:5432 (trust auth). The development and CI
-# machines run one; on a fresh Debian machine this installs and starts it.
+# The integration tests need PostgreSQL on 127.0.0.1:5432 (trust auth), which the development
+# and CI machines run; on a fresh Debian machine this installs and starts it. The IMAP tests start
+# their own dovecot and the web-board tests drive Debian's chromium; both are installed here.
 system-deps:
+	@missing=""; \
+	command -v /usr/sbin/dovecot >/dev/null || missing="$$missing dovecot-imapd"; \
+	command -v /usr/bin/chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (apt)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing$$missing; install them (apt-get install -y$$missing) or their tests fail under CI"; \
+	  fi; \
+	fi
 	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 	  if [ "$$(id -u)" = "0" ] && ! command -v pg_ctlcluster >/dev/null && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \

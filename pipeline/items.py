@@ -246,3 +246,14 @@ class ProcessedItem:
     sla: SlaState | None
     fingerprint: str
     duplicate_of: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingItem:
+    """A stored customer item whose reply has not been seen yet (for reply polling)."""
+
+    external_id: str
+    thread_id: str | None
+    url: str | None
+    created_at: datetime
+    due_at: datetime

@@ -22,7 +22,14 @@ from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_BUILTIN_COLLECTORS = ("pipeline.collectors.file",)
+_BUILTIN_COLLECTORS = (
+    "pipeline.collectors.file",
+    "pipeline.collectors.feed",
+    "pipeline.collectors.reviews",
+    "pipeline.collectors.reddit",
+    "pipeline.collectors.mail",
+    "pipeline.collectors.chat",
+)
 _BUILTIN_CLASSIFIERS = ("pipeline.nlp.builtin",)
 
 

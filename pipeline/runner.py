@@ -33,7 +33,7 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
-from pipeline.items import Batch, Classification, Item, ProcessedItem, now_utc
+from pipeline.items import AwaitingItem, Batch, Classification, Item, ProcessedItem, now_utc
 from pipeline.nlp.base import Classifier
 from pipeline.nlp.language import detect_languages
 from pipeline.nlp.normalize import clean_text, fingerprint
@@ -187,7 +187,13 @@ class Runner:
         if not src.enabled:
             raise NotConfigured(f"source '{src.name}' is disabled (enabled: false)")
         spec = registry.collector_spec(src.kind)
-        collector: Collector = spec.factory(src, CollectContext(app=self.cfg, clock=self.clock))
+        store = self.store
+
+        def awaiting(since: datetime) -> list[AwaitingItem]:
+            return [] if store is None else store.awaiting_response(src.name, since=since)
+
+        ctx = CollectContext(app=self.cfg, clock=self.clock, awaiting_response=awaiting)
+        collector: Collector = spec.factory(src, ctx)
         return collector
 
     def _store(self) -> Store:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.config import AppConfig
 from pipeline.errors import BadInput
-from pipeline.items import Batch, Channel, Cursor, now_utc
+from pipeline.items import AwaitingItem, Batch, Channel, Cursor, now_utc
 
 
 class Collector(Protocol):
@@ -29,12 +29,24 @@ class Collector(Protocol):
     def collect(self, cursor: Cursor | None) -> Iterator[Batch]: ...
 
 
+def _nothing_awaiting(since: datetime) -> list[AwaitingItem]:
+    return []
+
+
 @dataclass(frozen=True)
 class CollectContext:
-    """What the runner hands every collector: the whole config and a clock."""
+    """What the runner hands every collector.
+
+    ``awaiting_response(since)`` lists this source's stored customer items created after
+    ``since`` that still wait for a reply (newest first). Collectors that can see replies made
+    outside careradar poll those threads and yield the brand's reply as an ordinary item
+    (``author_is_brand`` or a configured brand account, ``parent_id``/``thread_id`` pointing at
+    the customer item); the store then sets ``first_response_at``.
+    """
 
     app: AppConfig
     clock: Callable[[], datetime] = field(default=now_utc)
+    awaiting_response: Callable[[datetime], list[AwaitingItem]] = field(default=_nothing_awaiting)
 
 
 _TRUE = frozenset({"1", "true", "yes", "y", "t", "on"})

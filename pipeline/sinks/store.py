@@ -68,6 +68,7 @@ from sqlalchemy.pool import StaticPool
 
 from pipeline.errors import NotFound, StoreError, TransientError
 from pipeline.items import (
+    AwaitingItem,
     BadInputRecord,
     Channel,
     Classification,
@@ -1216,6 +1217,47 @@ class Store:
                 select(cursors.c.value).where(cursors.c.source == source)
             ).scalar_one_or_none()
         return dict(value) if value is not None else None
+
+    def awaiting_response(
+        self, source: str, *, since: datetime, limit: int = 500
+    ) -> list[AwaitingItem]:
+        """Customer items of ``source`` created after ``since`` that still wait for a reply.
+
+        Collectors that can see replies made outside careradar (Reddit comment trees, app-store
+        developer responses) poll these and report the brand's reply as an item, which the store
+        then links as the response. Newest first, at most ``limit``.
+        """
+        query = (
+            select(
+                items.c.external_id,
+                items.c.thread_id,
+                items.c.url,
+                items.c.created_at,
+                sla.c.due_at,
+            )
+            .join(sla, sla.c.item_id == items.c.id)
+            .where(
+                items.c.source == source,
+                items.c.needs_reply.is_(True),
+                items.c.author_is_brand.is_(False),
+                sla.c.first_response_at.is_(None),
+                items.c.created_at >= utc(since),
+                items.c.status.in_([s.value for s in Status if s.is_open]),
+            )
+            .order_by(items.c.created_at.desc())
+            .limit(limit)
+        )
+        with self._begin() as conn:
+            return [
+                AwaitingItem(
+                    external_id=r.external_id,
+                    thread_id=r.thread_id,
+                    url=r.url,
+                    created_at=r.created_at,
+                    due_at=r.due_at,
+                )
+                for r in conn.execute(query)
+            ]
 
     def start_run(self, source: str, *, started_at: datetime | None = None) -> int:
         """Record that a collector cycle began; returns the run id for ``finish_run``."""
