@@ -435,6 +435,7 @@ def collect(
                     {"reason": b.reason, "location": b.location, "raw_sha256": b.raw_sha256}
                     for b in r.dry_run_bad
                 ],
+                "cursor": r.dry_run_cursor,
             }
         )
     else:
@@ -467,22 +468,65 @@ def _store_exists(cfg: AppConfig) -> bool:
     return True
 
 
+def _iso_z(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+
+
+def _redact_deep(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_deep(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_deep(v) for v in value]
+    return value
+
+
 def _processed_json(p: Any) -> dict[str, Any]:
+    """Everything the store would write for one item (PII redacted for display)."""
     item, c, s = p.item, p.classification, p.sla
     return {
         "source": item.source,
         "external_id": item.external_id,
         "channel": item.channel.value,
-        "created_at": item.created_at.isoformat().replace("+00:00", "Z"),
+        "platform": item.platform,
+        "brand": item.brand,
+        "thread_id": item.thread_id,
+        "parent_id": item.parent_id,
         "author": item.author,
+        "author_is_brand": item.author_is_brand,
+        "url": item.url,
+        "title": redact(item.title) if item.title else item.title,
         "text": redact(item.text),
         "language": item.language,
-        "sentiment": c.sentiment.value if c else None,
-        "is_complaint": c.is_complaint if c else None,
-        "urgency": c.urgency.value if c else None,
-        "topics": dict(c.topics) if c else {},
-        "due_at": s.due_at.isoformat().replace("+00:00", "Z") if s else None,
+        "created_at": _iso_z(item.created_at),
+        "collected_at": _iso_z(item.collected_at),
+        "content_hash": item.content_hash,
+        "fingerprint": p.fingerprint,
         "duplicate_of": list(p.duplicate_of) if p.duplicate_of else None,
+        "classification": None
+        if c is None
+        else {
+            "model_version": c.model_version,
+            "sentiment": c.sentiment.value,
+            "sentiment_scores": dict(c.sentiment_scores),
+            "is_complaint": c.is_complaint,
+            "complaint_score": c.complaint_score,
+            "urgency": c.urgency.value,
+            "topics": dict(c.topics),
+            "entities": [{"label": e.label, "text": redact(e.text)} for e in c.entities],
+            "language_supported": c.language_supported,
+        },
+        "sla": None
+        if s is None
+        else {
+            "policy": s.policy,
+            "target_seconds": s.target_seconds,
+            "started_at": _iso_z(s.started_at),
+            "due_at": _iso_z(s.due_at),
+            "at_risk_at": _iso_z(s.at_risk_at),
+        },
+        "raw": _redact_deep(dict(item.raw)),
     }
 
 
@@ -768,8 +812,27 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     cfg = state.cfg()
     with _store_ctx() as store:
         rows = store.source_status([s.name for s in cfg.sources] or None)
+        alerts: dict[str, list[dict[str, Any]]] = {}
+        for a in store.firing_alerts():
+            if a["kind"].startswith("source_") and a["source"]:
+                alerts.setdefault(a["source"], []).append(a)
     if as_json:
-        _json([_status_json(r) for r in rows])
+        _json(
+            [
+                {
+                    **_status_json(r),
+                    "alerts": [
+                        {
+                            "kind": a["kind"],
+                            "reason": a["reason"],
+                            "since": a["first_at"].isoformat().replace("+00:00", "Z"),
+                        }
+                        for a in alerts.get(r.source, [])
+                    ],
+                }
+                for r in rows
+            ]
+        )
         return
     table = Table(title="sources", title_justify="left")
     for col in (
@@ -781,6 +844,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         "last run items",
         "bad",
         "lag",
+        "health",
         "error",
     ):
         table.add_column(col, overflow="fold")
@@ -798,6 +862,11 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             str(r.items_last_run or 0),
             str(r.bad_total),
             format_duration(r.lag_seconds) if r.lag_seconds is not None else "",
+            "\n".join(
+                f"[red]{a['kind'].removeprefix('source_')}[/] since {_iso(a['first_at'])}"
+                for a in alerts.get(r.source, [])
+            )
+            or "[green]ok[/]",
             escape(r.last_error or ""),
         )
     out.print(table)

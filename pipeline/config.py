@@ -144,6 +144,11 @@ class SourceConfig(_Model):
     schedule: Schedule = Field(default_factory=Schedule)
     sla_policy: str | None = Field(default=None, description="override the channel's policy")
     batch_size: int = Field(default=200, ge=1, le=10_000)
+    silence_after: Duration | Literal["auto", "off"] = Field(
+        default="auto",
+        description="alert when no new item arrived for this long; 'auto' learns the source's "
+        "normal gaps, 'off' never alerts",
+    )
 
     @field_validator("name")
     @classmethod
@@ -259,6 +264,12 @@ class SchedulerConfig(_Model):
     default_every: Duration = Field(default=300, description="interval for sources without one")
 
 
+class HealthConfig(_Model):
+    failures: int = Field(
+        default=3, ge=1, le=1_000, description="consecutive failed runs before a source alerts"
+    )
+
+
 class AppConfig(_Model):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
@@ -266,6 +277,7 @@ class AppConfig(_Model):
     brands: list[BrandConfig] = Field(default_factory=list)
     dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     path: str | None = Field(default=None, exclude=True, description="file it was read from")
     base_dir: str = Field(default=".", exclude=True)

@@ -33,6 +33,7 @@ from pipeline.errors import (
     TerminalError,
     TransientError,
 )
+from pipeline.health import HealthHook, HealthMonitor, log_health
 from pipeline.items import AwaitingItem, Batch, Classification, Item, ProcessedItem, now_utc
 from pipeline.nlp.base import Classifier
 from pipeline.nlp.language import detect_languages
@@ -71,6 +72,7 @@ class RunResult:
     newest_created_at: datetime | None = None
     dry_run_items: list[ProcessedItem] = field(default_factory=list)
     dry_run_bad: list[Any] = field(default_factory=list)
+    dry_run_cursor: Any = None  # where the cursor would move (dry runs do not move it)
 
     @property
     def failed(self) -> bool:
@@ -88,7 +90,14 @@ class RunResult:
         out = {
             k: v
             for k, v in dataclasses.asdict(self).items()
-            if k not in ("dry_run_items", "dry_run_bad", "started_at", "newest_created_at")
+            if k
+            not in (
+                "dry_run_items",
+                "dry_run_bad",
+                "dry_run_cursor",
+                "started_at",
+                "newest_created_at",
+            )
         }
         out["started_at"] = _iso(self.started_at)
         out["newest_created_at"] = _iso(self.newest_created_at)
@@ -109,6 +118,7 @@ class Runner:
         *,
         classifier: Classifier | None = None,
         hooks: Iterable[StoredHook] = (),
+        health_hooks: Iterable[HealthHook] = (log_health,),
         clock: Callable[[], datetime] = now_utc,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -122,6 +132,9 @@ class Runner:
         self._classify_lock = threading.Lock()
         self._brand_accounts = cfg.brand_accounts()
         self._brands = sorted((b.name for b in cfg.brands), key=len, reverse=True)
+        self.health = (
+            None if store is None else HealthMonitor(cfg, store, health_hooks, clock=clock)
+        )
 
     @property
     def classifier(self) -> Classifier:
@@ -181,6 +194,8 @@ class Runner:
         result.duration_s = time.perf_counter() - t0
         if run_id is not None:
             self._finish(run_id, result)
+            if self.health is not None:
+                self.health.check(src, status=result.status, new=result.new, error=result.error)
         return result
 
     def build_collector(self, src: SourceConfig) -> Collector:
@@ -234,6 +249,7 @@ class Runner:
         if dry_run:
             result.dry_run_items.extend(p for p in processed if p.classification is not None)
             result.dry_run_bad.extend(batch.bad)
+            result.dry_run_cursor = batch.cursor
             result.bad += len(batch.bad)
             return
         written = self._write_with_retry(src, processed, batch, run_id)

@@ -1259,6 +1259,28 @@ class Store:
                 for r in conn.execute(query)
             ]
 
+    def productive_runs(self, source: str, *, since: datetime) -> list[datetime]:
+        """Start times (oldest first) of ``source``'s runs since ``since`` that stored new items.
+
+        Collector health learns a source's normal rhythm from these gaps.
+        """
+        runs = collector_runs.c
+        query = (
+            select(runs.started_at)
+            .where(runs.source == source, runs.items_new > 0, runs.started_at >= utc(since))
+            .order_by(runs.started_at)
+        )
+        with self._begin() as conn:
+            return [r.started_at for r in conn.execute(query)]
+
+    def firing_alerts(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Alerts currently firing (oldest first), optionally only those of one source."""
+        query = select(alerts).where(alerts.c.state == "firing").order_by(alerts.c.first_at)
+        if source is not None:
+            query = query.where(alerts.c.source == source)
+        with self._begin() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
     def start_run(self, source: str, *, started_at: datetime | None = None) -> int:
         """Record that a collector cycle began; returns the run id for ``finish_run``."""
         started = utc(started_at) if started_at is not None else now_utc()

@@ -133,7 +133,12 @@ def test_collect_dry_run_writes_nothing(demo, tmp_path, capsys):
     assert code == 0
     preview = json.loads(out)
     assert [i["external_id"] for i in preview["items"]] == ["n1"]
-    assert preview["items"][0]["is_complaint"] is True
+    item = preview["items"][0]
+    assert item["classification"]["is_complaint"] is True
+    assert item["sla"]["policy"] == "social"
+    assert item["sla"]["due_at"] == "2026-11-23T11:00:00Z"
+    assert item["content_hash"] and item["fingerprint"]
+    assert preview["cursor"]["files"]
     assert not (tmp_path / "d.db").exists()
 
 

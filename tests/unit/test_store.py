@@ -846,3 +846,27 @@ def test_run_cut_off_by_a_crash_is_marked_interrupted(store: Store) -> None:
         ).one()
     assert row.status == "error"
     assert "interrupted" in row.error
+
+
+def test_awaiting_response_lists_open_customer_items_needing_a_reply(
+    store: Store, processed_factory: ProcessedFactory
+) -> None:
+    waiting = processed_factory(created_at=T0, external_id="w1", thread_id="T1", url="https://x/1")
+    newer = processed_factory(created_at=T0 + timedelta(hours=1), external_id="w2")
+    old = processed_factory(created_at=T0 - timedelta(days=9), external_id="old")
+    no_reply = processed_factory(created_at=T0, external_id="fyi", needs_reply=False)
+    answered = processed_factory(created_at=T0, external_id="a1", thread_id="T9")
+    reply = processed_factory(
+        created_at=T0 + timedelta(minutes=5), external_id="r1", thread_id="T9", author_is_brand=True
+    )
+    other = processed_factory(created_at=T0, external_id="o1", source="other")
+    store.write_batch([waiting, newer, old, no_reply, answered, reply, other])
+    got = store.awaiting_response("test-source", since=T0 - timedelta(days=7))
+    assert [a.external_id for a in got] == ["w2", "w1"]
+    assert got[1].thread_id == "T1"
+    assert got[1].url == "https://x/1"
+    assert got[1].due_at == T0 + timedelta(hours=1)
+    ignored = store.find_item("test-source", "w2")
+    assert ignored is not None
+    store.set_status(ignored.id, Status.IGNORED, actor="ana")
+    assert [a.external_id for a in store.awaiting_response("test-source", since=T0)] == ["w1"]
