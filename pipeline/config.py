@@ -16,9 +16,10 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -162,6 +163,9 @@ class SourceConfig(_Model):
 
 class SlaPolicy(_Model):
     target: Duration = Field(description="time to first response")
+    calendar: str | None = Field(
+        default=None, description="count only the business hours of this sla.calendars entry"
+    )
     at_risk: str = Field(
         default="75%",
         description="when an open item turns at-risk: a share of the target ('75%') "
@@ -187,11 +191,94 @@ class SlaPolicy(_Model):
         return max(0.0, self.target - parse_duration(self.at_risk))
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_ALIASES = {"daily": "mon-sun", "everyday": "mon-sun", "weekdays": "mon-fri"}
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _days(spec: str) -> list[int]:
+    """'mon-fri' -> [0..4]; 'sat,sun' -> [5, 6]; 'daily' -> all (Monday is 0)."""
+    out: list[int] = []
+    for part in _DAY_ALIASES.get(spec.strip().lower(), spec.strip().lower()).split(","):
+        ends = [p.strip()[:3] for p in part.split("-")]
+        if len(ends) > 2 or any(e not in _WEEKDAYS for e in ends):
+            raise ValueError(
+                f"'{spec}' is not a day or day range; use e.g. mon-fri, sat, sun, daily"
+            )
+        a, b = _WEEKDAYS.index(ends[0]), _WEEKDAYS.index(ends[-1])
+        out.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return out
+
+
+def _minutes(spec: str) -> tuple[int, int]:
+    """'09:00-18:00' -> (540, 1080); '22:00-06:00' wraps past midnight -> (1320, 1800)."""
+    m = _HOURS.match(spec)
+    if not m:
+        raise ValueError(f"'{spec}' is not a time range; use HH:MM-HH:MM, e.g. 09:00-18:00")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        raise ValueError(f"'{spec}' has an impossible time")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if end == start:
+        raise ValueError(f"'{spec}' is empty; write 00:00-24:00 for a whole day")
+    return (start, end if end > start else end + 24 * 60)
+
+
+class Calendar(_Model):
+    """Business hours in one time zone. An SLA policy with a calendar counts only open time.
+
+    ``hours`` maps days to time ranges in local time: ``mon-fri: 09:00-18:00``,
+    ``sat: [10:00-13:00, 14:00-16:00]``, ``sun: closed``; a range that ends before it starts
+    runs past midnight. Days not listed are closed. ``holidays`` are closed dates.
+    """
+
+    timezone: str = Field(description="IANA zone, e.g. Asia/Kuala_Lumpur")
+    hours: dict[str, str | list[str]] = Field(description="days -> HH:MM-HH:MM range(s)")
+    holidays: list[date] = Field(default_factory=list, description="closed dates (YYYY-MM-DD)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{v}'; use an IANA name such as Europe/Berlin"
+            ) from None
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        weekly = _weekly(v)
+        if not any(weekly):
+            raise ValueError("no open hours at all; an SLA on this calendar could never be due")
+        return v
+
+    def weekly(self) -> list[list[tuple[int, int]]]:
+        """For each weekday (Monday first), the open minute ranges from that day's midnight."""
+        return _weekly(self.hours)
+
+
+def _weekly(hours: Mapping[str, str | list[str]]) -> list[list[tuple[int, int]]]:
+    week: list[list[tuple[int, int]]] = [[] for _ in _WEEKDAYS]
+    for days, ranges in hours.items():
+        specs = [ranges] if isinstance(ranges, str) else list(ranges)
+        for day in _days(days):
+            for spec in specs:
+                if spec.strip().lower() not in ("closed", "off", ""):
+                    week[day].append(_minutes(spec))
+    for day_ranges in week:
+        day_ranges.sort()
+    return week
+
+
 def _default_policies() -> dict[str, SlaPolicy]:
     return {ch: SlaPolicy(target=t) for ch, t in DEFAULT_TARGETS.items()}
 
 
 class SlaConfig(_Model):
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
     policies: dict[str, SlaPolicy] = Field(default_factory=_default_policies)
     channels: dict[str, str] = Field(
         default_factory=lambda: {ch: ch for ch in CHANNELS},
@@ -225,6 +312,12 @@ class SlaConfig(_Model):
                 raise ValueError(
                     f"channels.{channel}: unknown policy '{policy}'; defined policies are: "
                     + ", ".join(sorted(self.policies))
+                )
+        for name, p in self.policies.items():
+            if p.calendar is not None and p.calendar not in self.calendars:
+                raise ValueError(
+                    f"policies.{name}.calendar: unknown calendar '{p.calendar}'; defined "
+                    "calendars are: " + (", ".join(sorted(self.calendars)) or "(none)")
                 )
         return self
 

@@ -1,16 +1,23 @@
 """Response-time policies: which items need a reply, and by when.
 
 The clock starts when the customer posted (``created_at``), not when careradar collected the
-item, so collection lag eats into the target and shows up as a health figure. Business-hours
-calendars are not applied yet: ``due_at = created_at + target``.
+item, so collection lag eats into the target and shows up as a health figure.
+
+A policy without a calendar counts wall-clock time: ``due_at = created_at + target``. A policy
+with a calendar (``sla.calendars``) counts only that calendar's open hours, in its time zone,
+skipping closed days and holidays: an e-mail sent on Friday evening with a 4-hour business
+target is due on Monday at 13:00 when the team opens at 09:00. The walk is done in UTC
+instants, so a daylight-saving change inside an opening is counted as the hours that really
+passed.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from pipeline.config import SlaConfig
+from pipeline.config import Calendar, SlaConfig
 from pipeline.items import Channel, Classification, Item, Sentiment, SlaState, Status, Urgency
 
 # Direct channels: the customer wrote to us and expects an answer, whatever the mood.
@@ -65,12 +72,53 @@ def apply_policy(
     if not needs_reply(item, classification):
         return None
     name, policy = cfg.policy_for(item.channel.value, policy_override)
-    target = timedelta(seconds=policy.target)
+    calendar = cfg.calendars[policy.calendar] if policy.calendar else None
     return SlaState(
         policy=name,
         target_seconds=round(policy.target),
         started_at=item.created_at,
-        due_at=item.created_at + target,
-        at_risk_at=item.created_at + timedelta(seconds=policy.at_risk_offset()),
+        due_at=deadline(item.created_at, policy.target, calendar),
+        at_risk_at=deadline(item.created_at, policy.at_risk_offset(), calendar),
         status=Status.NEW,
     )
+
+
+MAX_CALENDAR_DAYS = 3 * 366
+"""A deadline further out than this many days of calendar is a configuration mistake."""
+
+
+def deadline(start: datetime, seconds: float, calendar: Calendar | None = None) -> datetime:
+    """``start`` plus ``seconds`` of (business) time, as a UTC instant."""
+    if calendar is None:
+        return start + timedelta(seconds=seconds)
+    zone = ZoneInfo(calendar.timezone)
+    week = calendar.weekly()
+    holidays = frozenset(calendar.holidays)
+    remaining = timedelta(seconds=seconds)
+    # Start the walk a day early: yesterday's opening may run past midnight into today.
+    day = start.astimezone(zone).date() - timedelta(days=1)
+    for _ in range(MAX_CALENDAR_DAYS):
+        if day not in holidays:
+            for open_at, close_at in _openings(day, week[day.weekday()], zone):
+                if close_at <= start:
+                    continue
+                begin = max(open_at, start)
+                if remaining <= close_at - begin:
+                    return begin + remaining
+                remaining -= close_at - begin
+        day += timedelta(days=1)
+    raise ValueError(f"calendar in {calendar.timezone} has no open hours within 3 years")
+
+
+def _openings(
+    day: date, ranges: list[tuple[int, int]], zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """The day's open ranges as UTC instants (a range may end after midnight)."""
+    return [(_local(day, begin, zone), _local(day, end, zone)) for begin, end in ranges]
+
+
+def _local(day: date, minutes: int, zone: ZoneInfo) -> datetime:
+    """Wall-clock ``minutes`` after the start of local ``day`` (may be the next day), in UTC."""
+    days, rest = divmod(minutes, 24 * 60)
+    wall = datetime.combine(day + timedelta(days=days), time(rest // 60, rest % 60), tzinfo=zone)
+    return wall.astimezone(UTC)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from pipeline import registry
-from pipeline.config import load_config
+from pipeline.config import Calendar, load_config
+from pipeline.errors import ConfigError
 from pipeline.items import Channel, Classification, Item, Sentiment, Status, Urgency
-from pipeline.sla import apply_policy, is_closing, needs_reply
+from pipeline.sla import apply_policy, deadline, is_closing, needs_reply
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CFG = load_config(None, registry.source_models())
@@ -84,3 +86,103 @@ def test_policy_override_and_breach_logic():
     assert not state.breached(T0 + timedelta(seconds=60))
     assert state.at_risk(T0 + timedelta(seconds=100))
     assert state.breached(T0 + timedelta(seconds=121))
+
+
+# --- business hours ---------------------------------------------------------------------------
+
+KL = ZoneInfo("Asia/Kuala_Lumpur")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def calendar(hours, tz="Asia/Kuala_Lumpur", holidays=()) -> Calendar:
+    return Calendar(timezone=tz, hours=hours, holidays=list(holidays))
+
+
+OFFICE = {"mon-fri": "09:00-18:00", "sat": "10:00-13:00", "sun": "closed"}
+
+
+def kl(*args: int) -> datetime:
+    return datetime(*args, tzinfo=KL)
+
+
+@pytest.mark.parametrize(
+    ("start", "hours", "due"),
+    [
+        (kl(2026, 11, 24, 10, 0), 2, kl(2026, 11, 24, 12, 0)),  # Tuesday, inside hours
+        (kl(2026, 11, 24, 17, 0), 2, kl(2026, 11, 25, 10, 0)),  # runs into Wednesday
+        (kl(2026, 11, 24, 7, 30), 1, kl(2026, 11, 24, 10, 0)),  # before opening
+        (kl(2026, 11, 27, 19, 0), 3, kl(2026, 11, 28, 13, 0)),  # Friday night -> Saturday
+        (kl(2026, 11, 27, 19, 0), 4, kl(2026, 11, 30, 10, 0)),  # ... Sunday closed -> Monday
+        (kl(2026, 11, 24, 9, 0), 24, kl(2026, 11, 26, 15, 0)),  # 24 business hours
+    ],
+)
+def test_business_hours_deadline(start, hours, due):
+    assert deadline(start.astimezone(UTC), hours * 3600, calendar(OFFICE)) == due
+
+
+def test_holidays_are_closed():
+    cal = calendar(OFFICE, holidays=["2026-12-25"])
+    thursday_evening = kl(2026, 12, 24, 17, 0).astimezone(UTC)
+    assert deadline(thursday_evening, 2 * 3600, cal) == kl(2026, 12, 26, 11, 0)
+
+
+def test_overnight_opening_runs_past_midnight():
+    night = calendar({"daily": "22:00-06:00"})
+    assert deadline(kl(2026, 11, 24, 23, 0), 2 * 3600, night) == kl(2026, 11, 25, 1, 0)
+    # 05:00: one hour left tonight, the second hour once it reopens at 22:00.
+    assert deadline(kl(2026, 11, 25, 5, 0), 2 * 3600, night) == kl(2026, 11, 25, 23, 0)
+
+
+def test_daylight_saving_counts_real_hours():
+    always = calendar({"daily": "00:00-24:00"}, tz="Europe/Berlin")
+    # Berlin springs forward at 02:00 on 2026-03-29: 3 real hours after 23:00 is 03:00 UTC+2.
+    start = datetime(2026, 3, 28, 23, 0, tzinfo=BERLIN)
+    got = deadline(start.astimezone(UTC), 3 * 3600, always)
+    assert got == start.astimezone(UTC) + timedelta(hours=3)
+    assert got.astimezone(BERLIN).hour == 3
+
+
+def test_policy_with_calendar_sets_due_and_at_risk_in_business_time(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "sla:\n"
+        "  calendars:\n"
+        "    office: {timezone: Asia/Kuala_Lumpur, hours: {mon-fri: '09:00-18:00'}}\n"
+        "  policies:\n"
+        "    email: {target: 4h, at_risk: 1h, calendar: office}\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(p, registry.source_models())
+    friday_night = kl(2026, 11, 27, 20, 0).astimezone(UTC)
+    mail = Item(
+        source="s", channel=Channel.EMAIL, external_id="m", text="hi", created_at=friday_night
+    )
+    state = apply_policy(mail, None, cfg.sla)
+    assert state is not None
+    assert state.started_at == friday_night
+    assert state.due_at == kl(2026, 11, 30, 13, 0)
+    assert state.at_risk_at == kl(2026, 11, 30, 12, 0)
+    # Chat keeps its wall-clock two minutes.
+    chat = Item(source="s", channel=Channel.CHAT, external_id="c", text="hi", created_at=T0)
+    chat_state = apply_policy(chat, None, cfg.sla)
+    assert chat_state is not None
+    assert chat_state.due_at == T0 + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("calendars: {o: {timezone: Mars/Base, hours: {mon: '09:00-17:00'}}}", "unknown time zone"),
+        ("calendars: {o: {timezone: UTC, hours: {mon: '9-17'}}}", "is not a time range"),
+        ("calendars: {o: {timezone: UTC, hours: {funday: '09:00-17:00'}}}", "is not a day"),
+        ("calendars: {o: {timezone: UTC, hours: {daily: closed}}}", "no open hours"),
+        ("policies: {email: {target: 4h, calendar: office}}", "unknown calendar 'office'"),
+    ],
+)
+def test_calendar_config_errors_name_the_problem(tmp_path, snippet, message):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"sla:\n  {snippet}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, registry.source_models())
+    assert message in str(e.value)
+    assert "c.yaml: sla" in str(e.value)
