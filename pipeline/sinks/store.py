@@ -113,6 +113,9 @@ CHUNK = 500
 """Largest IN-list sent in one statement (SQLite's default variable limit is far above this,
 but long IN-lists plan badly everywhere)."""
 
+ANALYZE_AFTER_NEW = 1_000
+"""A run that adds at least this many items refreshes PostgreSQL planner statistics."""
+
 LANGUAGE_MAX = 35
 """Longest BCP 47 tag worth keeping; anything longer is not a language code."""
 
@@ -1344,6 +1347,23 @@ class Store:
             )
             if done.rowcount != 1:
                 raise NotFound(f"collector run {run_id} does not exist")
+        if new >= ANALYZE_AFTER_NEW and self._engine.dialect.name == "postgresql":
+            self._analyze()
+
+    def _analyze(self) -> None:
+        """Refresh PostgreSQL's planner statistics after a bulk load.
+
+        A fresh database has none, so until autovacuum gets round to it the planner picks slow
+        plans for the (source, external_id) lookups of the very next run (measured: a re-run of
+        5,000 unchanged items at 1,410/s before ANALYZE, 3,616/s after).
+        """
+        try:
+            with self._engine.connect() as conn:
+                for table in ("items", "classifications", "sla"):
+                    conn.execute(text(f"ANALYZE {table}"))  # fixed names, no user input
+                conn.commit()
+        except DBAPIError as e:  # statistics are an optimisation, never a failure
+            log.warning("ANALYZE after a bulk load failed: %s", _first_line(e))
 
     def source_status(self, sources: Sequence[str] | None = None) -> list[SourceStatus]:
         """Health per source. Sources named in ``sources`` that never ran are included with

@@ -242,3 +242,18 @@ def test_customer_post_and_reply_committed_concurrently_are_still_matched(
         assert row is not None
         assert row.status == Status.RESPONDED
         assert row.first_response_at == reply.item.created_at
+
+
+def test_bulk_first_load_refreshes_planner_statistics(pg_store: Store) -> None:
+    def last_analyze() -> Any:
+        with pg_store.engine.connect() as conn:
+            return conn.execute(
+                text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'items'")
+            ).scalar_one()
+
+    small = pg_store.start_run("s")
+    pg_store.finish_run(small, status="ok", new=10)
+    assert last_analyze() is None
+    bulk = pg_store.start_run("s")
+    pg_store.finish_run(bulk, status="ok", new=store_module.ANALYZE_AFTER_NEW)
+    assert last_analyze() is not None
