@@ -207,7 +207,9 @@ def config_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         from pipeline.nlp.taxonomy import load_taxonomy
 
         load_taxonomy(cfg.resolve_path(cfg.classifier.taxonomy))
-    warnings = sla_warnings(cfg)
+    from pipeline.collectors.chat import intake_warnings
+
+    warnings = sla_warnings(cfg) + intake_warnings(cfg)
     if as_json:
         _json(
             {
@@ -969,6 +971,32 @@ def _open_out(path: Path | None) -> Iterator[TextIO]:
         return
     with path.open("w", encoding="utf-8", newline="") as fh:
         yield fh
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8080,
+) -> None:
+    """Run the web app: chat intake at POST /intake/chat/SOURCE (signed requests only)."""
+    import uvicorn
+
+    from pipeline.web.app import create_app
+
+    cfg = state.cfg()
+    with _store_ctx() as store:
+        chat = [s.name for s in cfg.sources if s.kind == "chat" and s.enabled]
+        err.print(
+            f"careradar {__version__}: listening on http://{host}:{port}; chat intake for "
+            + (", ".join(chat) or "no chat sources")
+        )
+        uvicorn.run(
+            create_app(cfg, store=store),
+            host=host,
+            port=port,
+            log_level="debug" if state.debug else "warning",
+            server_header=False,
+        )
 
 
 @app.command()

@@ -151,6 +151,12 @@ class SourceConfig(_Model):
         "normal gaps, 'off' never alerts",
     )
 
+    @property
+    def polled(self) -> bool:
+        """Does the scheduler collect this source? Push-fed sources (a chat webhook without a
+        transcript path) are stored as messages arrive and have nothing to poll."""
+        return True
+
     @field_validator("name")
     @classmethod
     def _slug(cls, v: str) -> str:
@@ -638,7 +644,7 @@ def sla_warnings(cfg: AppConfig) -> list[str]:
     """Things that validate but cannot work as intended, e.g. a poll slower than the promise."""
     out = []
     for s in cfg.sources:
-        if not s.enabled or s.channel is None:
+        if not s.enabled or s.channel is None or not s.polled:
             continue
         name, policy = cfg.sla.policy_for(s.channel, s.sla_policy)
         if s.schedule.cron is not None:

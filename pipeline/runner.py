@@ -34,7 +34,15 @@ from pipeline.errors import (
     TransientError,
 )
 from pipeline.health import HealthHook, HealthMonitor, log_health
-from pipeline.items import AwaitingItem, Batch, Classification, Item, ProcessedItem, now_utc
+from pipeline.items import (
+    AwaitingItem,
+    BadInputRecord,
+    Batch,
+    Classification,
+    Item,
+    ProcessedItem,
+    now_utc,
+)
 from pipeline.nlp.base import Classifier
 from pipeline.nlp.language import detect_languages
 from pipeline.nlp.normalize import clean_text, fingerprint
@@ -210,6 +218,31 @@ class Runner:
         ctx = CollectContext(app=self.cfg, clock=self.clock, awaiting_response=awaiting)
         collector: Collector = spec.factory(src, ctx)
         return collector
+
+    def ingest(
+        self,
+        source: SourceConfig | str,
+        items: Sequence[Item],
+        *,
+        bad: Sequence[BadInputRecord] = (),
+    ) -> RunResult:
+        """Store items that were pushed to us (chat webhooks) rather than collected.
+
+        The same path as one batch of ``run_once``: normalize -> classify -> SLA -> store (one
+        transaction, response detection included) -> hooks, so a pushed customer message has
+        its SLA row when this returns. There is no cursor and no collector run is recorded
+        (one row per webhook call would drown the health figures). Store failures raise
+        (``TransientError`` after the usual retries, ``StoreError``): the caller answers its
+        sender, who can retry; upserts make a retry harmless.
+        """
+        src = self.cfg.source(source) if isinstance(source, str) else source
+        result = RunResult(source=src.name, started_at=self.clock())
+        t0 = time.perf_counter()
+        self._one_batch(src, Batch(items=list(items), bad=list(bad)), result, None, False)
+        if result.bad:
+            result.status = "partial"
+        result.duration_s = time.perf_counter() - t0
+        return result
 
     def _store(self) -> Store:
         if self.store is None:
@@ -397,13 +430,18 @@ class Runner:
         """The same words posted again (another platform, another link) within the window.
 
         The first copy carries the SLA; later copies are stored and linked to it, not queued.
-        Brand posts are never cross-post duplicates (templated replies look alike on purpose).
+        Brand posts are never cross-post duplicates (templated replies look alike on purpose),
+        nor are chats and e-mails: two customers writing "where is my order?" to us directly
+        are two conversations, each with its own clock.
         """
         window = timedelta(seconds=self.cfg.dedupe.cross_post_window)
         fresh = [
             i
             for i in items
-            if i.key not in existing and not i.author_is_brand and fingerprints[i.key]
+            if i.key not in existing
+            and not i.author_is_brand
+            and i.channel not in sla.DIRECT_CHANNELS
+            and fingerprints[i.key]
         ]
         if not fresh:
             return {}

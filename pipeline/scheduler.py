@@ -65,6 +65,9 @@ def build_scheduler(
         if not src.enabled:
             log.info("%s: disabled, not scheduled", src.name)
             continue
+        if not src.polled:
+            log.info("%s: fed by its webhook (careradar serve), nothing to poll", src.name)
+            continue
         scheduler.add_job(
             job,
             trigger_for(src, runner.cfg.scheduler.default_every),

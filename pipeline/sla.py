@@ -21,7 +21,7 @@ from pipeline.config import Calendar, SlaConfig
 from pipeline.items import Channel, Classification, Item, Sentiment, SlaState, Status, Urgency
 
 # Direct channels: the customer wrote to us and expects an answer, whatever the mood.
-_DIRECT = frozenset({Channel.CHAT, Channel.EMAIL})
+DIRECT_CHANNELS = frozenset({Channel.CHAT, Channel.EMAIL})
 _QUESTION = re.compile(r"[?\uff1f\u00bf]")  # ? and its full-width and Spanish forms
 # A customer closing a conversation ("ok thanks", "terima kasih", "谢谢") needs no answer.
 _CLOSING = re.compile(
@@ -49,7 +49,7 @@ def needs_reply(item: Item, classification: Classification | None) -> bool:
     """
     if item.author_is_brand or is_closing(item.text):
         return False
-    if item.channel in _DIRECT:
+    if item.channel in DIRECT_CHANNELS:
         return True
     if classification is None:
         return True  # unclassified: err on the side of a human looking

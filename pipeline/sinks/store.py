@@ -113,6 +113,9 @@ CHUNK = 500
 """Largest IN-list sent in one statement (SQLite's default variable limit is far above this,
 but long IN-lists plan badly everywhere)."""
 
+_CONVERSATION_CHANNELS = (Channel.CHAT, Channel.EMAIL)
+"""Channels where a thread is one customer's conversation with the brand."""
+
 ANALYZE_AFTER_NEW = 1_000
 """A run that adds at least this many items refreshes PostgreSQL planner statistics."""
 
@@ -1115,8 +1118,11 @@ class Store:
     ) -> int:
         """Mark open customer items answered by a brand post in the same conversation.
 
-        A brand post answers a customer item when it is in the same platform thread or names
-        the item as its parent, and was created after it. Both arrival orders work because
+        A brand post answers a customer item, if created after it on the same platform, when:
+        it names the item as its parent; or it is in the same thread and that thread is the
+        customer's conversation: a chat or e-mail thread, or a public thread the item started.
+        In a public thread (a Reddit submission, a tweet's replies) a brand comment to one
+        person does not answer everyone else who commented there. Both arrival orders work because
         the candidates are every open item of every conversation the batch touched, looked up
         in the database, not only the items of this batch.
         """
@@ -1155,7 +1161,15 @@ class Store:
                 b.c.platform == c.c.platform,
                 b.c.created_at > c.c.created_at,
                 or_(
-                    and_(c.c.thread_id.is_not(None), b.c.thread_id == c.c.thread_id),
+                    and_(
+                        c.c.thread_id.is_not(None),
+                        b.c.thread_id == c.c.thread_id,
+                        or_(
+                            c.c.channel.in_([ch.value for ch in _CONVERSATION_CHANNELS]),
+                            c.c.parent_id.is_(None),
+                            c.c.external_id == c.c.thread_id,
+                        ),
+                    ),
                     b.c.parent_id == c.c.external_id,
                 ),
             )

@@ -4,6 +4,7 @@ concurrent writers (things SQLite, with its single writer, cannot show)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -173,7 +174,8 @@ def _wait_for_advisory_lock_waiter(url: str) -> bool:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            for _ in range(2000):
+            deadline = time.monotonic() + 60  # generous: a loaded CI machine is slow to start
+            while time.monotonic() < deadline:
                 waiting = conn.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity "

@@ -148,7 +148,7 @@ def test_broken_config_exits_2_naming_the_key(tmp_path, capsys):
     code, _, err = cli(capsys, "--config", str(cfg), "config", "check")
     assert code == 2
     assert "prod.yaml: sources[0].kind: unknown collector kind 'rss2'" in err
-    assert "valid values are: file" in err
+    assert "valid values are: chat, email, feed, file, reddit, reviews" in " ".join(err.split())
     assert "Traceback" not in err
 
 

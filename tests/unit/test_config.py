@@ -182,6 +182,19 @@ def test_warns_when_poll_is_slower_than_target(tmp_path):
     assert "'slow'" in warnings[0] and "every 2h" in warnings[0] and "1h" in warnings[0]
 
 
+def test_webhook_fed_chat_is_not_polled_nor_warned_about(tmp_path):
+    p = write(
+        tmp_path,
+        "sources:\n  - {name: live, kind: chat, secret: s3cret}\n"
+        "  - {name: logs, kind: chat, path: t.jsonl, schedule: {every: 10m}}\n",
+    )
+    cfg = load(p)
+    assert [s.polled for s in cfg.sources] == [False, True]
+    warnings = sla_warnings(cfg)
+    assert len(warnings) == 1
+    assert "'logs'" in warnings[0]
+
+
 def test_env_overrides_database_url(tmp_path, monkeypatch):
     monkeypatch.setenv("CARERADAR_DATABASE_URL", "sqlite:///env.db")
     p = write(tmp_path, "database: {url: 'sqlite:///file.db'}\n")

@@ -140,6 +140,19 @@ def test_cross_post_is_stored_but_queued_once(store, tmp_path):
     assert len(store.list_items(include_duplicates=True)) == 2
 
 
+def test_same_words_in_two_chats_are_two_conversations(store, tmp_path):
+    write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            post(1, "where is my order? it is late", minutes_ago=3, channel="chat", thread_id="c1"),
+            post(2, "where is my order? it is late", minutes_ago=2, channel="chat", thread_id="c2"),
+        ],
+    )
+    r = runner_for(make_cfg(tmp_path, store), store).run_once("s")
+    assert (r.new, r.duplicate) == (2, 0)
+    assert sorted(q.external_id for q in store.triage(now=NOW)) == ["p1", "p2"]
+
+
 def test_bad_rows_are_kept_and_the_run_is_partial(store, tmp_path):
     f = tmp_path / "s.jsonl"
     write_jsonl(f, [post(1)])

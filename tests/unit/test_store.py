@@ -870,3 +870,38 @@ def test_awaiting_response_lists_open_customer_items_needing_a_reply(
     assert ignored is not None
     store.set_status(ignored.id, Status.IGNORED, actor="ana")
     assert [a.external_id for a in store.awaiting_response("test-source", since=T0)] == ["w1"]
+
+
+def test_brand_comment_in_a_public_thread_answers_only_its_own_conversation(
+    store: Store, processed_factory: ProcessedFactory
+) -> None:
+    """Reddit-like: a submission and two commenters; the brand answers commenter A only."""
+    post = processed_factory(created_at=T0, external_id="t3_p", thread_id="t3_p", is_complaint=True)
+    a = processed_factory(
+        created_at=T0 + timedelta(minutes=1),
+        external_id="t1_a",
+        thread_id="t3_p",
+        parent_id="t3_p",
+        is_complaint=True,
+    )
+    b = processed_factory(
+        created_at=T0 + timedelta(minutes=2),
+        external_id="t1_b",
+        thread_id="t3_p",
+        parent_id="t3_p",
+        is_complaint=True,
+    )
+    reply = processed_factory(
+        created_at=T0 + timedelta(minutes=9),
+        external_id="t1_r",
+        thread_id="t3_p",
+        parent_id="t1_a",
+        author_is_brand=True,
+    )
+    assert store.write_batch([post, a, b, reply]).responded == 2
+    status = {k: store.find_item("test-source", k) for k in ("t3_p", "t1_a", "t1_b")}
+    assert {k: r.status if r else None for k, r in status.items()} == {
+        "t3_p": Status.RESPONDED,  # the brand engaged in the thread this customer started
+        "t1_a": Status.RESPONDED,  # answered directly
+        "t1_b": Status.NEW,  # someone else's comment is not an answer to B
+    }
