@@ -44,8 +44,8 @@ def needs_reply(item: Item, classification: Classification | None) -> bool:
 
     The brand's own posts never do, nor does a customer's closing "ok, thanks". Chats and
     e-mails always do otherwise. Public posts, reviews and
-    forum threads do when they are negative, a complaint, urgent or ask a question; praise and
-    chatter stay findable but do not start a clock.
+    forum threads do when they are negative, a complaint, urgent or ask a question, and reviews
+    also when rated 1 or 2 stars; praise and chatter stay findable but do not start a clock.
     """
     if item.author_is_brand or is_closing(item.text):
         return False
@@ -53,12 +53,22 @@ def needs_reply(item: Item, classification: Classification | None) -> bool:
         return True
     if classification is None:
         return True  # unclassified: err on the side of a human looking
+    if item.channel is Channel.REVIEW and _low_rating(item.raw.get("rating")):
+        return True  # a 1-2 star review with calm words is still an unhappy customer
     return (
         classification.is_complaint
         or classification.sentiment is Sentiment.NEGATIVE
         or classification.urgency is Urgency.HIGH
         or bool(_QUESTION.search(item.text))
     )
+
+
+def _low_rating(value: object) -> bool:
+    """A 1 or 2 on the 1-5 star scale app stores and review sites use."""
+    try:
+        return 1 <= float(str(value)) <= 2
+    except ValueError:
+        return False
 
 
 def apply_policy(

@@ -186,3 +186,12 @@ def test_calendar_config_errors_name_the_problem(tmp_path, snippet, message):
         load_config(p, registry.source_models())
     assert message in str(e.value)
     assert "c.yaml: sla" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("rating", "expected"),
+    [(1, True), ("2", True), (3, False), (5, False), (None, False), ("n/a", False)],
+)
+def test_low_star_review_needs_a_reply_even_in_calm_words(rating, expected):
+    review = item(Channel.REVIEW, "The app is fine I guess.", raw={"rating": rating})
+    assert needs_reply(review, cls("neutral")) is expected
