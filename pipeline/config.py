@@ -343,11 +343,31 @@ class ClassifierConfig(_Model):
     batch_size: int = Field(default=64, ge=1, le=4_096)
 
 
+_SCOPED_ACCOUNT = re.compile(r"^([a-z][a-z0-9_.-]{0,30}):(?!//)(.+)$", re.IGNORECASE)
+
+
+def _account_scope(account: str) -> tuple[str | None, str]:
+    """'reddit:u/BrewistaCare' -> ('reddit', 'u/BrewistaCare'); 'help@x.com' -> (None, ...)."""
+    m = _SCOPED_ACCOUNT.match(account.strip())
+    return (m.group(1).casefold(), m.group(2)) if m else (None, account)
+
+
+def account_key(handle: str) -> str:
+    """One spelling per account: case-folded, without '@', 'u/' or '/u/' in front."""
+    key = handle.strip().casefold()
+    for prefix in ("/u/", "u/", "/user/", "user/", "@"):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    return key
+
+
 class BrandConfig(_Model):
     name: str
     accounts: list[str] = Field(
         default_factory=list,
-        description="handles / addresses the brand answers from; their posts count as replies",
+        description="handles / addresses the brand answers from; their posts count as replies; "
+        "'platform:handle' limits one to that platform",
     )
 
 
@@ -395,8 +415,21 @@ class AppConfig(_Model):
         p = Path(os.path.expanduser(value))
         return p if p.is_absolute() else Path(self.base_dir) / p
 
-    def brand_accounts(self) -> frozenset[str]:
-        return frozenset(a.casefold().lstrip("@") for b in self.brands for a in b.accounts)
+    def brand_accounts(self, platform: str) -> frozenset[str]:
+        """The brand's account keys (see ``account_key``) that count on ``platform``.
+
+        An account written ``platform:handle`` (``reddit:BrewistaCare``, ``x:@BrewistaCare``)
+        counts only there; an unprefixed one counts on every platform. Prefer the prefixed
+        form where display names are not unique: anyone can call themselves "BrewistaCare".
+        """
+        wanted = platform.casefold()
+        out = set()
+        for brand in self.brands:
+            for account in brand.accounts:
+                scope, handle = _account_scope(account)
+                if scope is None or scope == wanted:
+                    out.add(account_key(handle))
+        return frozenset(out)
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from pipeline import registry, sla
 from pipeline.collectors.base import CollectContext, Collector
-from pipeline.config import AppConfig, SourceConfig
+from pipeline.config import AppConfig, SourceConfig, account_key
 from pipeline.errors import (
     CareradarError,
     ConfigError,
@@ -38,6 +39,7 @@ from pipeline.items import (
     AwaitingItem,
     BadInputRecord,
     Batch,
+    Channel,
     Classification,
     Item,
     ProcessedItem,
@@ -49,6 +51,8 @@ from pipeline.nlp.normalize import clean_text, fingerprint
 from pipeline.sinks.store import Store, WriteResult
 
 log = logging.getLogger(__name__)
+
+_WEB_URL = re.compile(r"^https?://", re.IGNORECASE)
 
 STORE_RETRIES = (0.5, 2.0, 5.0)
 """Back-off (seconds, before jitter) when the database drops out in the middle of a batch."""
@@ -138,8 +142,8 @@ class Runner:
         self.sleep = sleep
         self.stop_event = threading.Event()
         self._classify_lock = threading.Lock()
-        self._brand_accounts = cfg.brand_accounts()
         self._brands = sorted((b.name for b in cfg.brands), key=len, reverse=True)
+        self._accounts_by_platform: dict[str, frozenset[str]] = {}
         self.health = (
             None if store is None else HealthMonitor(cfg, store, health_hooks, clock=clock)
         )
@@ -330,14 +334,25 @@ class Runner:
                 changes["brand"] = self._canonical_brand(item.brand)
             if item.title:
                 changes["title"] = clean_text(item.title)
+            # Chat roles come from the chat tool itself; a customer who names themselves
+            # after the brand account must not become the brand.
             if (
                 not item.author_is_brand
                 and item.author
-                and item.author.casefold().lstrip("@") in self._brand_accounts
+                and item.channel is not Channel.CHAT
+                and account_key(item.author) in self._accounts(item.platform)
             ):
                 changes["author_is_brand"] = True
+            if item.url and not _WEB_URL.match(item.url):
+                changes["url"] = None  # javascript:, data: ... never reach a page or alert
             by_key[item.key] = dataclasses.replace(item, **changes)
         return list(by_key.values())
+
+    def _accounts(self, platform: str) -> frozenset[str]:
+        found = self._accounts_by_platform.get(platform)
+        if found is None:
+            found = self._accounts_by_platform[platform] = self.cfg.brand_accounts(platform)
+        return found
 
     def _canonical_brand(self, value: str) -> str:
         """'Lumo Mobile app' -> 'Lumo Mobile' when that brand is configured; else unchanged."""

@@ -59,7 +59,6 @@ DEFAULT_PLATFORMS = {"generic": "chat", "chatwoot": "chatwoot"}
 
 # Chatwoot's message_type, as a name or as the Rails enum number.
 _CHATWOOT_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
-_CHATWOOT_BOT_SENDERS = frozenset({"agent_bot", "agentbot", "bot"})
 
 
 class ChatSource(SourceConfig):
@@ -334,10 +333,12 @@ def parse_chatwoot(payload: Any, src: ChatSource) -> ChatMessage | str:
     sender_type = str(sender.get("type") or "").lower()
     if message_type == "incoming":
         role = "customer"
-    elif sender_type in _CHATWOOT_BOT_SENDERS:
-        role = "bot"
+    elif sender_type == "user":
+        role = "agent"  # a person on the team answered
     else:
-        role = "agent"
+        # An agent bot, an automation rule or a campaign (these come without a sender): an
+        # automatic message must not stop the customer's clock.
+        role = "bot"
     content = payload.get("content")
     if content is not None and not isinstance(content, str):
         raise BadInput(f"content: expected a string, got {_json_type(content)}")

@@ -47,7 +47,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 import pipeline
 from pipeline.collectors.base import CollectContext, parse_timestamp
-from pipeline.config import Duration, SourceConfig
+from pipeline.config import Duration, SourceConfig, account_key
 from pipeline.errors import BadInput, CareradarError, NotConfigured, TerminalError, TransientError
 from pipeline.items import AwaitingItem, BadInputRecord, Batch, Channel, Cursor, Item
 from pipeline.registry import register_collector
@@ -65,12 +65,7 @@ _DEFAULT_RETRY = 60.0
 
 def account_name(value: str) -> str:
     """``u/LumoCare``, ``/u/LumoCare``, ``@LumoCare`` -> ``lumocare`` (Reddit names ignore case)."""
-    text = value.strip().lstrip("@")
-    for prefix in ("/u/", "u/", "/user/", "user/"):
-        if text.lower().startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    return text.casefold()
+    return account_key(value)
 
 
 def user_agent(account: str) -> str:
@@ -355,7 +350,7 @@ class RedditCollector:
         self.channel = Channel(cfg.channel or "social")
         self.platform = cfg.platform or "reddit"
         self.account: str | None = None
-        self._brand_accounts = {account_name(a) for b in ctx.app.brands for a in b.accounts}
+        self._brand_accounts = set(ctx.app.brand_accounts(self.platform))
         self._reddit_url = ""
         self._logged_in_as: str | None = None
 

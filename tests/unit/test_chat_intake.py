@@ -461,6 +461,9 @@ def test_chatwoot_incoming_outgoing_and_bot(client: TestClient, sqlite_store: St
 
     bot = post_chatwoot(client, "chatwoot_bot.json")
     assert bot.json()["responded"] == 0
+    automation = post_chatwoot(client, "chatwoot_automation.json")
+    assert automation.status_code == 202, automation.text
+    assert automation.json()["responded"] == 0
     customer = sqlite_store.get_item(customer.id)
     assert customer is not None and customer.status == Status.NEW
 

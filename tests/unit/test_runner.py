@@ -293,3 +293,40 @@ def test_database_gone_is_a_failed_run_not_a_crash(tmp_path):
     assert r.status == "error"
     assert name in (r.error or "")
     assert "s3cret" not in (r.error or "") + (r.hint or "")
+
+
+def test_brand_accounts_are_per_platform_and_chat_roles_are_never_overridden(store, tmp_path):
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        "brands:\n  - {name: Acme, accounts: ['reddit:u/AcmeHelp', '@AcmeCare']}\n"
+        "sources:\n  - {name: s, kind: file, channel: social, path: s.jsonl}\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(cfg_path, registry.source_models())
+    runner = runner_for(cfg, store)
+    created = NOW - timedelta(minutes=5)
+
+    def it(i, author, platform, channel="social", url=None):
+        return Item(
+            source="s",
+            channel=channel,
+            external_id=str(i),
+            text="hello",
+            created_at=created,
+            author=author,
+            platform=platform,
+            url=url,
+        )
+
+    got = runner.normalize(
+        [
+            it(1, "AcmeHelp", "reddit"),
+            it(2, "AcmeHelp", "x"),  # someone else's name on another platform
+            it(3, "@acmecare", "x"),  # unprefixed: every platform
+            it(4, "@AcmeCare", "web", channel="chat"),  # a chat customer calling themselves that
+            it(5, "ann", "x", url="javascript:alert(1)"),
+            it(6, "ann", "x", url="https://x.example/ann/6"),
+        ]
+    )
+    assert [i.author_is_brand for i in got] == [True, False, True, False, False, False]
+    assert [i.url for i in got[4:]] == [None, "https://x.example/ann/6"]
