@@ -81,6 +81,7 @@ class RunResult:
     started_at: datetime = field(default_factory=now_utc)
     duration_s: float = 0.0
     lag_seconds: float | None = None
+    retry_after: float | None = None  # the source asked us to wait this long (HTTP Retry-After)
     newest_created_at: datetime | None = None
     dry_run_items: list[ProcessedItem] = field(default_factory=list)
     dry_run_bad: list[Any] = field(default_factory=list)
@@ -192,6 +193,8 @@ class Runner:
         except (TransientError, TerminalError, ConfigError, StoreError) as e:
             result.status = "error"
             result.error, result.hint = e.message, e.hint
+            if isinstance(e, TransientError):
+                result.retry_after = e.retry_after
             log.info("%s: failed: %s", src.name, e.message)
         except Exception as e:
             result.status = "error"

@@ -11,15 +11,17 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pipeline.config import SourceConfig
+from pipeline.config import SourceConfig, format_duration
 from pipeline.runner import Runner, RunResult
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ def build_scheduler(
 
     def job(name: str) -> None:
         result = runner.run_once(name)
+        hold_off(scheduler, result, now=runner.clock())
         if on_result is not None:
             on_result(result)
 
@@ -78,6 +81,28 @@ def build_scheduler(
             next_run_time=runner.clock(),  # first run now, then on the schedule
         )
     return scheduler
+
+
+def hold_off(scheduler: BaseScheduler, result: RunResult, *, now: datetime) -> None:
+    """Honour a source's Retry-After: its next run waits at least that long.
+
+    A 429 or 503 with Retry-After fails the run fast instead of sleeping in it; without this
+    the next scheduled poll would knock again before the server allowed it.
+    """
+    if not result.retry_after or result.retry_after <= 0:
+        return
+    job = scheduler.get_job(f"collect:{result.source}")
+    if job is None:
+        return
+    until = now + timedelta(seconds=result.retry_after)
+    if job.next_run_time is not None and job.next_run_time < until:
+        scheduler.modify_job(job.id, next_run_time=until)
+        log.info(
+            "%s: the source asked to wait %s; next run at %s",
+            result.source,
+            format_duration(result.retry_after),
+            until.isoformat(timespec="seconds"),
+        )
 
 
 def serve(runner: Runner, on_result: Callable[[RunResult], None] | None = None) -> None:

@@ -16,8 +16,8 @@ from sqlalchemy.pool import NullPool
 
 from pipeline import registry
 from pipeline.config import load_config
-from pipeline.runner import Runner
-from pipeline.scheduler import build_scheduler
+from pipeline.runner import Runner, RunResult
+from pipeline.scheduler import build_scheduler, hold_off
 
 
 def test_one_job_per_enabled_source_with_safe_defaults(tmp_path):
@@ -45,6 +45,27 @@ def test_one_job_per_enabled_source_with_safe_defaults(tmp_path):
     assert a.trigger.jitter == 5
     assert (a.coalesce, a.max_instances, a.misfire_grace_time) == (True, 1, 45)
     assert "*/10" in str(jobs["collect:b"].trigger)
+
+
+def test_retry_after_holds_the_next_run_back(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "sources:\n  - {name: a, kind: file, channel: social, path: a.jsonl,"
+        " schedule: {every: 60s}}\n",
+        encoding="utf-8",
+    )
+    scheduler = build_scheduler(Runner(load_config(cfg_file, registry.source_models()), None))
+    scheduler.start(paused=True)
+    try:
+        now = datetime.now(UTC)
+        hold_off(scheduler, RunResult(source="a", status="error", retry_after=900), now=now)
+        held = scheduler.get_job("collect:a").next_run_time
+        hold_off(scheduler, RunResult(source="a", status="error", retry_after=5), now=now)
+        unchanged = scheduler.get_job("collect:a").next_run_time
+    finally:
+        scheduler.shutdown(wait=False)
+    assert held == now + timedelta(seconds=900)
+    assert unchanged == held  # a shorter wait never pulls a run forward
 
 
 def test_sigterm_finishes_the_batch_and_exits(tmp_path):

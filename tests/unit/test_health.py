@@ -154,3 +154,10 @@ def test_silence_threshold(gaps_min, configured, expected):
     for g in gaps_min:
         times.append(times[-1] + timedelta(minutes=g))
     assert silence_threshold(times, configured=configured) == expected
+
+
+def test_a_transient_failure_carries_the_sources_retry_after(store, tmp_path):
+    h = Harness(tmp_path, store, ["fail"])
+    result = h.runner.run_once("s")
+    assert (result.status, result.retry_after) == ("error", 30)
+    assert "HTTP 503" in (result.error or "")
