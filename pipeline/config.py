@@ -145,6 +145,11 @@ class SourceConfig(_Model):
     schedule: Schedule = Field(default_factory=Schedule)
     sla_policy: str | None = Field(default=None, description="override the channel's policy")
     batch_size: int = Field(default=200, ge=1, le=10_000)
+    first_run_max_age: Duration | None = Field(
+        default=7 * 86_400,
+        description="on a source's first run, items older than this are stored for history but "
+        "start no reply clock (null: every item gets one)",
+    )
     silence_after: Duration | Literal["auto", "off"] = Field(
         default="auto",
         description="alert when no new item arrived for this long; 'auto' learns the source's "

@@ -173,8 +173,14 @@ class Runner:
                 run_id = self._store().start_run(src.name, started_at=result.started_at)
             collector = self.build_collector(src)
             cursor = None if dry_run and self.store is None else self._store().get_cursor(src.name)
+            # A source's first run reads its history; old items there are record, not work.
+            no_clock_before = (
+                result.started_at - timedelta(seconds=src.first_run_max_age)
+                if cursor is None and src.first_run_max_age is not None
+                else None
+            )
             for batch in collector.collect(cursor):
-                self._one_batch(src, batch, result, run_id, dry_run)
+                self._one_batch(src, batch, result, run_id, dry_run, no_clock_before)
                 if on_batch is not None:
                     on_batch(result)
                 if self.stop_event.is_set():
@@ -274,12 +280,18 @@ class Runner:
             log.error("%s: could not record the run: %s", r.source, e.message)
 
     def _one_batch(
-        self, src: SourceConfig, batch: Batch, result: RunResult, run_id: int | None, dry_run: bool
+        self,
+        src: SourceConfig,
+        batch: Batch,
+        result: RunResult,
+        run_id: int | None,
+        dry_run: bool,
+        no_clock_before: datetime | None = None,
     ) -> None:
         result.batches += 1
         result.seen += len(batch.items)
         items = self.normalize(batch.items)
-        processed = self.process(src, items)
+        processed = self.process(src, items, no_clock_before=no_clock_before)
         newest = max((i.created_at for i in items), default=None)
         if newest is not None and (
             result.newest_created_at is None or newest > result.newest_created_at
@@ -365,8 +377,14 @@ class Runner:
                 return name
         return value
 
-    def process(self, src: SourceConfig, items: Sequence[Item]) -> list[ProcessedItem]:
-        """Classify and put SLA on what is new or changed; skip what the store already has."""
+    def process(
+        self, src: SourceConfig, items: Sequence[Item], *, no_clock_before: datetime | None = None
+    ) -> list[ProcessedItem]:
+        """Classify and put SLA on what is new or changed; skip what the store already has.
+
+        Items created before ``no_clock_before`` are stored and classified but start no reply
+        clock (a first run's history).
+        """
         if not items:
             return []
         existing = self.store.existing([i.key for i in items]) if self.store is not None else {}
@@ -390,9 +408,10 @@ class Runner:
             dup = duplicates.get(item.key)
             # A cross-post rides on its first copy's clock. For a known item the store keeps an
             # existing SLA row and only starts one if the new text or model now needs a reply.
+            history = no_clock_before is not None and item.created_at < no_clock_before
             state = (
                 None
-                if dup is not None
+                if dup is not None or history
                 else sla.apply_policy(item, c, self.cfg.sla, policy_override=src.sla_policy)
             )
             out.append(

@@ -7,21 +7,31 @@ Atom feed, a forum's RSS) becomes brand listening: entries that do not match are
 never stored.
 
 Following feedparser, a broken feed never raises: every entry that parsed is kept and the
-feed is recorded once in bad_inputs with feedparser's reason (its "bozo" flag). The cursor
-keeps, per URL, the ETag/Last-Modified for conditional GET and a bounded list of hashed entry
-ids already yielded, so a re-poll yields only what is new and a 304 yields nothing.
+feed is recorded in bad_inputs with feedparser's reason (its "bozo" flag). The cursor keeps,
+per URL, the ETag/Last-Modified for conditional GET, a bounded list of hashed entry ids already
+yielded, so a re-poll yields only what is new and a 304 yields nothing, and the problems
+already reported: a feed that is permanently ill-formed (an ``&nbsp;`` XML does not define) but
+rewrites its ``lastBuildDate`` on every poll is reported once, not on every run, until its
+problem changes or goes away.
+
+feedparser only ever gets a file object (``io.BytesIO``): handed bytes or a string it first
+tries them as a *file name* (and a string as a URL to fetch), so a response body reading
+``/etc/passwd`` would make it read a local file.
 
 Charsets: feeds often lie about their encoding (an HTTP header says UTF-8 over windows-1252
 bytes; an XML declaration and the header disagree). Bytes are decoded here, before feedparser,
-by what they are rather than by what they claim: a BOM first, then strict UTF-8 (text in any
-other charset is almost never valid UTF-8), then each declared charset, then windows-1252.
-The feed is handed to feedparser re-encoded as UTF-8, so no entry is lost to a wrong label.
+by what they are rather than by what they claim (:func:`textutil.decode_bytes`: a BOM, strict
+UTF-8, the declared charsets, windows-1252). UTF-8 under a latin-1 label, the commonest
+misconfiguration, is simply read as UTF-8 and not reported. The feed is handed to feedparser
+re-encoded as UTF-8, so no entry is lost to a wrong label.
+
+Item links must be http(s): a ``javascript:`` or ``data:`` link is dropped (the item is kept).
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
+import io
 import json
 import logging
 import re
@@ -29,9 +39,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any, Literal
-from urllib.parse import urljoin
 
 import feedparser
 import httpx
@@ -45,7 +53,9 @@ from pipeline.collectors.http import (
     check_http_url,
     combine_failures,
     safe_url,
+    web_url,
 )
+from pipeline.collectors.textutil import decode_bytes, html_to_text
 from pipeline.errors import BadInput, CareradarError, TerminalError, TransientError
 from pipeline.items import BadInputRecord, Batch, Channel, Cursor, Item
 from pipeline.registry import register_collector
@@ -58,79 +68,7 @@ ACCEPT = (
 )
 JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
 _ID_MAX = 500  # longer entry ids are replaced by their hash
-
-
-# --- HTML -> text -----------------------------------------------------------------------------
-
-_BLOCK = frozenset(
-    {
-        *("address", "article", "aside", "blockquote", "dd", "details", "div", "dl", "dt"),
-        *("figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6"),
-        *("header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary"),
-        *("table", "tbody", "thead", "tfoot", "tr", "ul"),
-    }
-)
-_LINE = frozenset({"li", "tr", "dt", "dd"})  # a line of its own, not a paragraph
-_SKIP = frozenset({"script", "style", "noscript", "template", "head", "iframe", "svg", "object"})
-_WS = re.compile(r"\s+")
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-        self._pre = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self._skip += 1
-        elif tag == "br":
-            self.parts.append("\n")
-        elif tag in _BLOCK:
-            self.parts.append("\n" if tag in _LINE else "\n\n")
-            self._pre += tag == "pre"
-        elif tag == "img" and not self._skip:
-            alt = dict(attrs).get("alt")
-            if alt and alt.strip():
-                self.parts.append(f" {alt.strip()} ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _SKIP:  # <br/>, <img/>; a self-closed <script/> opens nothing
-            self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag in _BLOCK:
-            self.parts.append("" if tag in _LINE else "\n\n")  # the next <li> breaks the line
-            if tag == "pre":
-                self._pre = max(0, self._pre - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        self.parts.append(data if self._pre else _WS.sub(" ", data))
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from an HTML fragment: tags stripped, entities decoded, script and style
-    dropped, paragraphs and line breaks kept as blank lines and newlines.
-
-    Never raises: a fragment the parser chokes on is returned with its tags removed crudely.
-    """
-    if not html or ("<" not in html and "&" not in html):
-        return (html or "").strip()
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-        text = "".join(parser.parts)
-    except Exception:  # HTMLParser is lenient; this is the last line of defence
-        text = re.sub(r"<[^>]*>", " ", html)
-    text = re.sub(r"[ \t\f\v]*\n[ \t\f\v]*", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+_REPORTED_MAX = 200  # problems remembered per feed, so each is reported once
 
 
 # --- keyword rules ------------------------------------------------------------------------------
@@ -240,55 +178,25 @@ class FeedSource(HttpSource):
 
 # --- charsets -------------------------------------------------------------------------------------
 
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: it starts with the same two bytes
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
-_WIDE = ("utf-16", "utf-32")
-
-
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        found = codecs.lookup(name).name
-    except LookupError:
-        return None
-    # WHATWG: a page labelled latin-1 or ascii is decoded as windows-1252 (its superset).
-    return "cp1252" if found in ("latin_1", "iso8859-1", "ascii") else found
 
 
 def decode_feed(content: bytes, http_charset: str | None) -> tuple[str, str, str | None]:
     """Text of a feed, the codec used, and a note when the labels were wrong (else None).
 
-    Order: a BOM; UTF-16/32 when declared and the bytes have NULs; strict UTF-8; each declared
-    charset; windows-1252; latin-1 (which cannot fail).
+    The HTTP charset wins over the XML declaration (RFC 7303); the other label is a hint.
+    No note when the bytes are what a label says, or valid UTF-8 whatever the labels say.
     """
-    for bom, name in _BOMS:
-        if content.startswith(bom):
-            return content[len(bom) :].decode(name, "replace"), name, None
     m = _XML_DECL.match(content[:400])
-    found = (http_charset, m.group(1).decode("ascii") if m else None)
-    labels = list(dict.fromkeys(c.lower() for c in found if c))
-    declared = [c for c in (_codec(x) for x in labels) if c]
-    wide = [c for c in declared if c.startswith(_WIDE)] if b"\0" in content[:400] else []
-    narrow = [c for c in declared if not c.startswith(_WIDE)]
-    for name in dict.fromkeys([*wide, "utf-8", *narrow, "cp1252", "latin-1"]):
-        try:
-            text = content.decode(name)
-        except UnicodeDecodeError:
-            continue
-        if content.isascii() and not wide:
-            return text, name, None
-        if all(c == name for c in declared):
-            return text, name, None
-        said = " and ".join(f"'{x}'" for x in labels)
-        return text, name, f"declared {said} but the bytes are {name}; decoded as {name}"
-    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+    xml_label = m.group(1).decode("ascii") if m else None
+    declared = http_charset or xml_label
+    hints = (xml_label,) if http_charset and xml_label else ()
+    text, codec, fell_back = decode_bytes(content, declared, hints=hints)
+    if not fell_back:
+        return text, codec, None
+    labels = list(dict.fromkeys(c.lower() for c in (http_charset, xml_label) if c))
+    said = " and ".join(f"'{x}'" for x in labels) if labels else "no charset (so UTF-8)"
+    return text, codec, f"declared {said} but the bytes do not decode as that; read as {codec}"
 
 
 def _as_utf8_xml(text: str) -> bytes:
@@ -417,6 +325,21 @@ def _seen_key(entry_id: str) -> str:
     return hashlib.sha256(entry_id.encode("utf-8")).hexdigest()[:16]
 
 
+def _problem_key(record: BadInputRecord, feed_where: str) -> str:
+    """What makes a problem "the same one again" across versions of a feed.
+
+    A whole-feed problem (ill-formed, wrong charset, not a feed) is its reason with the
+    numbers taken out (line/column and "kept N entries" move whenever the feed changes); an
+    entry's problem is its reason and the entry's own bytes.
+    """
+    reason = re.sub(r"\d+", "#", record.reason)
+    if record.location == feed_where:
+        basis = f"feed\0{reason}"
+    else:
+        basis = f"entry\0{reason}\0{record.raw_sha256}"
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
+
+
 def _url_key(url: str) -> str:
     """Cursor key for a feed URL: a hash, so a token in its query is never stored."""
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
@@ -488,6 +411,27 @@ class FeedCollector:
             log.debug("%s: %s unchanged", self.name, safe_url(url))
             return
         parsed = self._parse(result)
+        where_feed = safe_url(result.url)
+        before = set(state.get("reported") or [])
+        now: list[str] = []  # problems present in this version of the feed
+
+        def fresh(records: list[BadInputRecord]) -> list[BadInputRecord]:
+            out = []
+            for record in records:
+                k = _problem_key(record, where_feed)
+                if k in now:
+                    continue
+                now.append(k)
+                if k in before:
+                    log.debug("%s: %s already reported", self.name, record.reason)
+                else:
+                    out.append(record)
+            return out
+
+        def reported() -> list[str]:
+            keep = [k for k in state.get("reported") or [] if k not in now]
+            return [*keep, *now][-_REPORTED_MAX:]
+
         seen: list[str] = list(state.get("seen") or [])
         seen_set = set(seen)
         items: list[Item] = []
@@ -512,7 +456,9 @@ class FeedCollector:
                 continue
             items.append(item)
             if len(items) + len(bad) >= self.cfg.batch_size:
+                bad = fresh(bad)
                 state["seen"] = seen[-self._keep(len(parsed.entries)) :]
+                state["reported"] = reported()
                 feeds[key] = dict(state)
                 yield Batch(items=items, bad=bad, cursor={"feeds": _copy(feeds)})
                 items, bad = [], []
@@ -523,6 +469,10 @@ class FeedCollector:
             seen=seen[-self._keep(len(parsed.entries)) :],
             content=digest,
         )
+        bad = fresh(bad)
+        # Only what this version of the feed still has: a problem that went away and comes
+        # back later is reported again.
+        state["reported"] = now[-_REPORTED_MAX:]
         feeds[key] = state
         yield Batch(items=items, bad=bad, cursor={"feeds": _copy(feeds)})
 
@@ -550,7 +500,8 @@ class FeedCollector:
         # No content-location: feedparser would resolve a relative RSS guid against the feed
         # URL, making the entry's identity depend on where the feed is served from.
         headers = {"content-type": f"{media}; charset=utf-8"}
-        d = feedparser.parse(_as_utf8_xml(text), response_headers=headers)
+        # A file object, never bytes or str: feedparser tries those as a file name or URL.
+        d = feedparser.parse(io.BytesIO(_as_utf8_xml(text)), response_headers=headers)
         entries: list[tuple[str, Mapping[str, Any] | _Entry]] = []
         bad: list[BadInputRecord] = []
         for n, e in enumerate(d.entries):
@@ -659,7 +610,7 @@ class FeedCollector:
                 platform=self.cfg.platform or _host(result.url),
                 brand=self.cfg.brand,
                 author=entry.author,
-                url=urljoin(result.url, entry.link) if entry.link else None,
+                url=web_url(entry.link, result.url),
                 language=entry.language,
                 collected_at=collected,
                 raw=raw,

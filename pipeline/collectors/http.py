@@ -13,31 +13,52 @@ outcome                       what ``HttpClient.get`` does
                               ``TransientError`` (``retry_after`` from the last answer)
 401, 403, 404, 410, other 4xx  raises ``TerminalError`` naming the status and what to check
 too many redirects, too big   raises ``TerminalError``: retrying cannot help
+refused redirect              raises ``TerminalError`` (see "Redirects" below)
+body slower than the deadline  raises ``TransientError`` at once (a trickling server stays slow)
 ============================  ===========================================================
 
 Politeness: a ``careradar/<version> (+contact)`` user agent, a minimum interval between two
 requests to the same host shared by every client in the process (two sources polling one site
-do not double its load), connect/read timeouts plus an overall deadline, a redirect limit and a
-size cap enforced while the body streams in, so a huge (or decompression-bomb) body is refused
-before it is in memory. httpx decodes gzip and deflate.
+do not double its load), connect/read timeouts, a redirect limit and a size cap.
 
-Secrets: URLs are only ever shown through :func:`safe_url`, which drops the query string and
-any user:password. A filter on the ``httpx`` logger does the same to httpx's own request log.
+Deadline and size: the body is read with ``iter_raw()`` (bytes as they come off the socket) and
+decoded here (gzip, deflate) with a cap on the *decoded* size, so a huge or decompression-bomb
+body is refused before it is in memory, and a total-time ``deadline`` is checked on every chunk,
+so a server trickling one byte per read timeout cannot hold a worker for days. (The overrun is
+at most one read timeout: a read that is still waiting is bounded by ``timeout``.)
+
+Redirects are followed here, not by httpx, so each hop is checked before it is requested
+(:func:`redirect_refusal`): a public feed must not be able to send careradar to loopback,
+private, link-local (cloud metadata at 169.254.169.254), multicast or reserved addresses, nor
+from https to http. A source whose configured URL is itself on a private/loopback address may
+redirect within such addresses (an intranet feed); ``allow_private_redirects: true`` allows
+them for any source. Names are resolved for the check and again by the connection, so a DNS
+rebinding attacker with a 0-second TTL could still slip through; the check stops the plain
+redirect, which is the attack a feed URL invites.
+
+Secrets: URLs are only ever shown through :func:`safe_url`, which drops the query string,
+any user:password, and path segments that look like tokens (private feed URLs such as
+``/feeds/<random token>.xml``). A filter on the ``httpx`` logger does the same to httpx's own
+request log.
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
 import random
 import re
+import socket
 import threading
 import time
 import types
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urljoin
 
 import httpx
 from pydantic import BeforeValidator, Field, field_validator
@@ -58,7 +79,9 @@ DEFAULT_MIN_INTERVAL = 1.0
 MAX_RETRY_WAIT = 30.0
 """Longest wait worth spending inside one fetch; a longer Retry-After goes back to the caller."""
 
-_CHUNK = 65_536
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+ACCEPT_ENCODING = "gzip, deflate"
+"""What we decode ourselves (no br/zstd: their decoders are optional packages)."""
 # Retried inside one fetch; other 5xx (501 Not Implemented, 505 ...) are still transient but a
 # second try a second later cannot change the answer.
 _RETRY_STATUSES = frozenset({408, 500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -83,21 +106,61 @@ _TERMINAL_REASONS: dict[int, tuple[str, str]] = {
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def safe_url(url: str | httpx.URL) -> str:
-    """``url`` fit for logs and errors: no query string, no fragment, no user:password.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_-]{20,}")
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+")
 
-    Feed and API URLs often carry tokens in the query (``?key=...``); the presence of a query
-    is kept visible as ``?…`` so two URLs that differ only there are still told apart.
+
+def _redact_tokens(path: str) -> str:
+    """Runs of 20+ URL-safe characters mixing letters and digits (API keys, private feed
+    tokens, UUIDs) become ``…``; words such as ``customer-reviews-and-ratings`` stay."""
+
+    def one(m: re.Match[str]) -> str:
+        run = m.group(0)
+        mixed = any(c.isalpha() for c in run) and any(c.isdigit() for c in run)
+        return "…" if mixed else run
+
+    return _TOKEN_RUN.sub(one, path)
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """``url`` fit for logs, errors, cursors and raw payloads: no query string, no fragment,
+    no user:password, and no path segment that looks like a secret token.
+
+    Feed and API URLs often carry tokens in the query (``?key=...``) or the path
+    (``/feeds/3f9aK2...x7.xml``); the presence of a query is kept visible as ``?…`` so two URLs
+    that differ only there are still told apart.
     """
     try:
         u = url if isinstance(url, httpx.URL) else httpx.URL(str(url))
     except (httpx.InvalidURL, TypeError, ValueError):
-        text = str(url)
-        return re.sub(r"[?#].*$", "?…", re.sub(r"//[^/@]*@", "//", text))
+        text = re.sub(r"//[^/@]*@", "//", str(url))
+        return _redact_tokens(re.sub(r"[?#].*$", "?…", text))
     host = u.host
     port = f":{u.port}" if u.port else ""
-    base = f"{u.scheme}://{host}{port}{u.path}" if host else u.path
+    path = _redact_tokens(u.path)
+    base = f"{u.scheme}://{host}{port}{path}" if host else path
     return base + ("?…" if u.query else "")
+
+
+def web_url(value: object, base: str | None = None) -> str | None:
+    """An item's link as an absolute http(s) URL (resolved against ``base``), else None.
+
+    Links in feeds and reviews are shown to people in the triage UI: ``javascript:``,
+    ``data:``, ``file:`` and other schemes are dropped (the item is kept without a link).
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        joined = urljoin(base, text) if base else text
+        u = httpx.URL(joined)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
+    if u.scheme not in ("http", "https") or not u.host:
+        return None
+    return joined
 
 
 def check_http_url(value: str) -> str:
@@ -109,6 +172,90 @@ def check_http_url(value: str) -> str:
     if u.scheme not in ("http", "https") or not u.host:
         raise ValueError(f"'{safe_url(value)}' must be an http:// or https:// URL")
     return value
+
+
+# --- redirect policy ---------------------------------------------------------------------------
+
+Resolver = Callable[[str], Sequence[str]]
+"""host -> its IP addresses (``[]`` when it does not resolve)."""
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address ``host`` resolves to (an IP literal is its own address); [] on failure."""
+    bare = host.strip("[]")
+    try:
+        return [str(ipaddress.ip_address(bare.split("%", 1)[0]))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(bare, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []  # the connection will fail on its own, with a clearer error
+    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
+
+
+def address_class(address: str) -> str | None:
+    """None for a public address; else what it is (``loopback``, ``private``, ``link-local``,
+    ``multicast``, ``unspecified``, ``reserved``, ``non-public``)."""
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    except ValueError:
+        return "reserved"  # not an address we understand: refuse rather than guess
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_unspecified:
+        return "unspecified"  # 0.0.0.0 reaches this host on Linux
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved:
+        return "reserved"
+    if not ip.is_global:
+        return "non-public"  # e.g. 100.64.0.0/10, carrier-grade NAT
+    return None
+
+
+def _classes(url: httpx.URL, resolve: Resolver) -> set[str | None]:
+    return {address_class(a) for a in resolve(url.host)} if url.host else set()
+
+
+def redirect_refusal(
+    source: str | httpx.URL,
+    target: str | httpx.URL,
+    *,
+    configured: str | httpx.URL,
+    allow_private: bool = False,
+    resolve: Resolver = resolve_host,
+) -> str | None:
+    """Why a redirect from ``source`` to ``target`` must not be followed; None to follow it.
+
+    Refused: a scheme other than http(s); https -> http (the rest of the fetch would be
+    readable and forgeable on the wire); a target with any non-public address, unless
+    ``allow_private`` or the ``configured`` URL is itself non-public (then non-public targets
+    are fine, except link-local ones such as the 169.254.169.254 metadata service, which need
+    a link-local configured URL or ``allow_private``).
+    """
+    src = source if isinstance(source, httpx.URL) else httpx.URL(str(source))
+    dst = target if isinstance(target, httpx.URL) else httpx.URL(str(target))
+    if dst.scheme not in ("http", "https") or not dst.host:
+        return f"redirect to a non-http(s) location ({dst.scheme or 'no scheme'})"
+    if src.scheme == "https" and dst.scheme == "http":
+        return "redirect from https to plain http"
+    if allow_private:
+        return None
+    bad = sorted(c for c in _classes(dst, resolve) if c is not None)
+    if not bad:
+        return None
+    home = configured if isinstance(configured, httpx.URL) else httpx.URL(str(configured))
+    own = _classes(home, resolve) - {None}
+    if own and all(c != "link-local" or c in own for c in bad):
+        return None  # an intranet source redirecting within the intranet
+    return f"redirect to a {'/'.join(bad)} address"
 
 
 def host_key(url: str | httpx.URL) -> str:
@@ -213,8 +360,8 @@ class _RedactUrls(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(safe_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
-        elif isinstance(record.msg, str) and "?" in record.msg and "://" in record.msg:
-            record.msg = re.sub(r"(https?://[^\s?\"']+)\?[^\s\"']*", r"\1?…", record.msg)
+        elif isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), record.msg)
         return True
 
 
@@ -235,13 +382,23 @@ class HttpSource(SourceConfig):
     """Source keys for anything fetched over HTTP (a collector's config model extends this)."""
 
     timeout: Duration = Field(
-        default=DEFAULT_TIMEOUT, description="read timeout; the whole fetch may take 3x this"
+        default=DEFAULT_TIMEOUT, description="read timeout (per read, not for the whole body)"
+    )
+    deadline: Duration | None = Field(
+        default=None,
+        description="most time one fetch may take, body included (default 3 x timeout + "
+        "connect_timeout)",
     )
     connect_timeout: Duration = Field(default=DEFAULT_CONNECT_TIMEOUT)
     max_bytes: Size = Field(
         default=DEFAULT_MAX_BYTES, description="largest response body (after decompression)"
     )
     max_redirects: int = Field(default=DEFAULT_MAX_REDIRECTS, ge=0, le=30)
+    allow_private_redirects: bool = Field(
+        default=False,
+        description="follow redirects to loopback/private/link-local addresses even when the "
+        "configured URL is public (off: a public feed cannot point careradar inward)",
+    )
     retries: int = Field(
         default=DEFAULT_RETRIES, ge=0, le=10, description="extra tries for 5xx and timeouts"
     )
@@ -255,10 +412,10 @@ class HttpSource(SourceConfig):
         default=None, description="URL or mailto: put in the user agent for site owners"
     )
 
-    @field_validator("timeout", "connect_timeout")
+    @field_validator("timeout", "connect_timeout", "deadline")
     @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
             raise ValueError("a timeout must be more than 0s")
         return v
 
@@ -312,6 +469,9 @@ class HttpClient:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        allow_private_redirects: bool = False,
+        deadline: float | None = None,
+        resolve: Resolver = resolve_host,
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
         min_interval: float = DEFAULT_MIN_INTERVAL,
@@ -324,19 +484,20 @@ class HttpClient:
         self.user_agent = user_agent(contact, user_agent_override)
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
+        self.allow_private_redirects = allow_private_redirects
+        self.resolve = resolve
         self.retries = retries
         self.backoff = backoff
         self.min_interval = min_interval
-        self.deadline = 3 * timeout + connect_timeout
+        self.deadline = deadline if deadline is not None else 3 * timeout + connect_timeout
         self.limiter = limiter or SHARED_LIMITER
         self.sleep = sleep
         self.clock = clock
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            follow_redirects=True,
-            max_redirects=max_redirects,
-            headers={"User-Agent": self.user_agent},
+            follow_redirects=False,  # followed in _once, each hop checked by redirect_refusal
+            headers={"User-Agent": self.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             transport=transport,
             trust_env=False,  # no surprise proxies or .netrc credentials
         )
@@ -351,6 +512,8 @@ class HttpClient:
             "connect_timeout": cfg.connect_timeout,
             "max_bytes": cfg.max_bytes,
             "max_redirects": cfg.max_redirects,
+            "allow_private_redirects": cfg.allow_private_redirects,
+            "deadline": cfg.deadline,
             "retries": cfg.retries,
             "backoff": cfg.backoff,
             "min_interval": cfg.min_interval,
@@ -418,30 +581,38 @@ class HttpClient:
     def _once(self, url: str, headers: dict[str, str], prefix: str, where: str) -> HttpResult:
         started = self.clock()
         try:
-            with self._client.stream("GET", url, headers=headers) as resp:
-                final = safe_url(resp.url)
-                status = resp.status_code
-                out_headers = types.MappingProxyType(dict(resp.headers.items()))
-                if status == 304:
-                    log.debug("GET %s -> 304 not modified", where)
-                    return HttpResult(status, out_headers, b"", str(resp.url), not_modified=True)
-                if not 200 <= status < 300:
-                    raise self._failure(status, out_headers, prefix, final)
-                content = self._read_capped(resp, prefix, final, started)
-                log.debug(
-                    "GET %s -> %d, %d bytes in %.2fs",
-                    final,
-                    status,
-                    len(content),
-                    self.clock() - started,
-                )
-                return HttpResult(status, out_headers, content, str(resp.url))
-        except httpx.TooManyRedirects:
+            current = httpx.URL(url)
+            for _hop in range(self.max_redirects + 1):
+                self._check_deadline(started, prefix, where)
+                with self._client.stream("GET", current, headers=headers) as resp:
+                    final = safe_url(resp.url)
+                    status = resp.status_code
+                    out_headers = types.MappingProxyType(dict(resp.headers.items()))
+                    location = resp.headers.get("location")
+                    if status in _REDIRECTS and location:
+                        current = self._redirect(current, location, url, prefix, where)
+                        continue
+                    if status == 304:
+                        log.debug("GET %s -> 304 not modified", where)
+                        return HttpResult(
+                            status, out_headers, b"", str(resp.url), not_modified=True
+                        )
+                    if not 200 <= status < 300:
+                        raise self._failure(status, out_headers, prefix, final)
+                    content = self._read_capped(resp, prefix, final, started)
+                    log.debug(
+                        "GET %s -> %d, %d bytes in %.2fs",
+                        final,
+                        status,
+                        len(content),
+                        self.clock() - started,
+                    )
+                    return HttpResult(status, out_headers, content, str(resp.url))
             raise TerminalError(
                 f"{prefix}{where} redirected more than {self.max_redirects} times",
                 hint="a redirect loop, or the resource moved; open the URL in a browser and "
                 "configure where it ends up (or raise max_redirects)",
-            ) from None
+            )
         except httpx.TimeoutException as e:
             kind = type(e).__name__.replace("Timeout", " timeout").lower()
             raise _Retry(
@@ -454,27 +625,68 @@ class HttpClient:
         except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
             raise _Retry(
                 TransientError(
-                    f"{prefix}{where}: connection failed ({type(e).__name__}: "
-                    f"{_scrub(str(e), url)})",
+                    f"{prefix}{where}: connection failed ({type(e).__name__}: {_scrub(str(e))})",
                     hint="the server is down or the network is; it is retried on the next run",
                 )
             ) from None
         except httpx.DecodingError as e:
             raise TransientError(
-                f"{prefix}{where}: the response body could not be decompressed "
-                f"({_scrub(str(e), url)})",
+                f"{prefix}{where}: the response body could not be decompressed ({_scrub(str(e))})",
                 hint="a broken or truncated gzip/deflate body; it is retried on the next run",
             ) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
             raise TerminalError(
-                f"{prefix}{where}: not a fetchable URL ({_scrub(str(e), url)})",
+                f"{prefix}{where}: not a fetchable URL ({_scrub(str(e))})",
                 hint="use an http:// or https:// URL",
             ) from None
         except httpx.HTTPError as e:
             raise TransientError(
-                f"{prefix}{where}: request failed ({type(e).__name__}: {_scrub(str(e), url)})",
+                f"{prefix}{where}: request failed ({type(e).__name__}: {_scrub(str(e))})",
                 hint="it is retried on the next run",
             ) from None
+
+    def _redirect(
+        self, current: httpx.URL, location: str, configured: str, prefix: str, where: str
+    ) -> httpx.URL:
+        """The next hop after a redirect to ``location``, or TerminalError when it is refused."""
+        try:
+            target = current.join(location.strip())
+        except (httpx.InvalidURL, TypeError, ValueError):
+            raise TerminalError(
+                f"{prefix}{where}: redirected to an unusable location",
+                hint="open the URL in a browser and configure where it ends up",
+            ) from None
+        refusal = redirect_refusal(
+            current,
+            target,
+            configured=configured,
+            allow_private=self.allow_private_redirects,
+            resolve=self.resolve,
+        )
+        if refusal is not None:
+            log.warning("%s%s: refused %s (%s)", prefix, where, refusal, safe_url(target))
+            raise TerminalError(
+                f"{prefix}{where}: refused a {refusal} ({safe_url(target)})",
+                hint="a feed must not send careradar to internal addresses or off https; if "
+                "this redirect is intended, configure the final URL directly, or set "
+                "allow_private_redirects: true for an internal target",
+            )
+        if host_key(target) != host_key(current):
+            wait = self.limiter.reserve(host_key(target), self.min_interval)
+            if wait > 0:
+                self.sleep(wait)
+        return target
+
+    def _check_deadline(self, started: float, prefix: str, where: str) -> None:
+        elapsed = self.clock() - started
+        if elapsed > self.deadline:
+            # Not retried inside the fetch: a server that trickles now trickles a second later.
+            raise TransientError(
+                f"{prefix}{where}: the fetch took longer than its {self.deadline:g}s deadline "
+                f"({elapsed:.1f}s)",
+                hint="the server is trickling data; it is retried on the next run (raise "
+                "'deadline' if this source is always this slow)",
+            )
 
     def _failure(
         self, status: int, headers: Mapping[str, str], prefix: str, where: str
@@ -509,7 +721,12 @@ class HttpClient:
         )
 
     def _read_capped(self, resp: httpx.Response, prefix: str, where: str, started: float) -> bytes:
-        """The (decoded) body, refused as soon as it passes ``max_bytes`` or the deadline."""
+        """The decoded body, refused as soon as it passes ``max_bytes`` or the deadline.
+
+        Read with ``iter_raw()``, which hands over whatever the socket delivered (``iter_bytes``
+        with a chunk size would wait for that many bytes first), and decoded here with a cap
+        on each decompression step, so neither a trickle nor a bomb gets past the checks.
+        """
         too_big = TerminalError(
             f"{prefix}{where}: the response is larger than max_bytes ({self.max_bytes:,} bytes); "
             "refused without reading it all",
@@ -518,27 +735,92 @@ class HttpClient:
         declared = resp.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise too_big
+        decoder = _decoder(resp.headers.get("content-encoding", ""), prefix, where)
         chunks: list[bytes] = []
         total = 0
-        for chunk in resp.iter_bytes(_CHUNK):
-            total += len(chunk)
-            if total > self.max_bytes:
-                raise too_big
-            chunks.append(chunk)
-            if self.clock() - started > self.deadline:
-                raise _Retry(
-                    TransientError(
-                        f"{prefix}{where}: the body took longer than {self.deadline:.0f}s "
-                        "to arrive",
-                        hint="the server is trickling data; it is retried on the next run",
-                    )
-                )
+        try:
+            for raw in resp.iter_raw():
+                self._check_deadline(started, prefix, where)
+                piece = decoder.decode(raw, self.max_bytes - total + 1)
+                total += len(piece)
+                if total > self.max_bytes:
+                    raise too_big
+                chunks.append(piece)
+            piece = decoder.flush(self.max_bytes - total + 1)
+        except zlib.error as e:
+            raise TransientError(
+                f"{prefix}{where}: the response body could not be decompressed ({e})",
+                hint="a broken or truncated gzip/deflate body; it is retried on the next run",
+            ) from None
+        if total + len(piece) > self.max_bytes:
+            raise too_big
+        chunks.append(piece)
         return b"".join(chunks)
 
 
-def _scrub(message: str, url: str) -> str:
-    """An httpx message with the full URL (and its query) replaced by its safe form."""
-    return message.replace(url, safe_url(url)) if url else message
+class _Identity:
+    def decode(self, data: bytes, limit: int) -> bytes:
+        return data
+
+    def flush(self, limit: int) -> bytes:
+        return b""
+
+
+class _Inflate:
+    """gzip or deflate with bounded output: ``decode`` never returns more than ``limit`` bytes."""
+
+    def __init__(self, gzip: bool) -> None:
+        self._gzip = gzip
+        self._zlib: zlib._Decompress | None = None
+        self._head = b""
+
+    def _start(self, data: bytes) -> zlib._Decompress | None:
+        if self._gzip:
+            return zlib.decompressobj(zlib.MAX_WBITS | 16)
+        # "deflate" is meant to be zlib-wrapped, but servers send raw deflate too (as browsers
+        # and httpx accept): the first two bytes tell which.
+        self._head += data
+        if len(self._head) < 2:
+            return None
+        cmf, flg = self._head[0], self._head[1]
+        wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        if self._zlib is None:
+            self._zlib = self._start(data)
+            if self._zlib is None:
+                return b""
+            data, self._head = (self._head or data), b""
+        # Output stops at ``limit``; a caller whose limit is max_bytes + 1 sees the overflow.
+        return self._zlib.decompress(data, limit)
+
+    def flush(self, limit: int) -> bytes:
+        if self._zlib is None:
+            if not self._head:
+                return b""
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._zlib.decompress(self._head, limit)
+        return self._zlib.flush()  # what is left is small; the caller checks the cap
+
+
+def _decoder(content_encoding: str, prefix: str, where: str) -> _Identity | _Inflate:
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return _Identity()
+    if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
+        return _Inflate(gzip=codings[0] != "deflate")
+    raise TerminalError(
+        f"{prefix}{where}: the server sent Content-Encoding '{content_encoding[:40]}', which "
+        f"careradar did not ask for (it accepts {ACCEPT_ENCODING})",
+        hint="the server ignores Accept-Encoding; ask its owner, or fetch it through a proxy",
+    )
+
+
+def _scrub(message: str) -> str:
+    """An httpx message with every URL in it (query, tokens) replaced by its safe form."""
+    return _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), message)
 
 
 def combine_failures(

@@ -14,9 +14,12 @@ with ``BODY.PEEK[]`` on a read-only ``EXAMINE``, so collecting never marks anyth
 remembers what was read (a byte offset per mbox; a bounded set of message keys for Maildir and
 .eml folders), so a re-run reads only what is new.
 
-**Machine-written mail** (auto-replies, out-of-office notices, bounces) is not stored: nobody is
-waiting for an answer to it, and a brand's auto-acknowledgement is not an answer, so it must not
-start or stop an SLA clock. The run log counts what was skipped.
+**Machine-written mail** (auto-replies, out-of-office notices, bounces, recognised by their
+headers, never by a subject alone) is not stored as an item: nobody is waiting for an answer to
+it, and a brand's auto-acknowledgement is not an answer, so it must not start or stop an SLA
+clock. It is recorded in ``bad_inputs`` with the evidence ("auto-reply not stored
+(Auto-Submitted: auto-replied)") and its folder/UID or file, so a wrongly filtered customer mail
+can be found; the run log counts it too.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ import ipaddress
 import logging
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from pipeline.collectors import mailparse
 from pipeline.collectors.base import CollectContext
@@ -115,9 +120,23 @@ class EmailSource(SourceConfig):
         default_factory=list,
         description="addresses (or @domain) the brand writes from; their mail counts as replies",
     )
+    timezone: str = Field(
+        default="UTC", description="zone for Date headers and mbox From_ lines without one"
+    )
     # Local import
     path: str | None = Field(default=None, description="Maildir, mbox file or folder of .eml")
     format: Literal["auto", "maildir", "mbox", "eml"] = "auto"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{v}'; use an IANA name such as Europe/Berlin"
+            ) from None
+        return v
 
     @model_validator(mode="after")
     def _one_origin(self) -> EmailSource:
@@ -143,6 +162,36 @@ class _Fetched:
     internaldate: datetime | None
     size: int
     data: bytes
+
+
+@dataclass(frozen=True)
+class _Unparsed:
+    """Message bytes (or a UID) the server answered with that could not be tied to a message."""
+
+    uid: int | None
+    reason: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FetchResponse:
+    """One untagged FETCH response, read whatever order the server put its items in."""
+
+    seq: int | None
+    uid: int | None
+    internaldate: datetime | None
+    flags: tuple[str, ...] | None
+    size: int | None
+    body: bytes | None
+
+
+class _MachineWritten(BadInput):
+    """An auto-reply or bounce: not an item, but kept in bad_inputs so it can be audited."""
+
+    def __init__(self, kind: str, reason: str, *, location: str, created_at: datetime) -> None:
+        super().__init__(reason, location=location)
+        self.kind = kind
+        self.created_at = created_at
 
 
 # -- modified UTF-7 folder names (RFC 3501 5.1.3) ----------------------------------------------
@@ -217,23 +266,87 @@ def _imap_date(dt: datetime) -> str:
     return f"{dt.day:02d}-{_MONTHS[dt.month - 1]}-{dt.year}"
 
 
-_INTERNALDATE = re.compile(
-    rb'INTERNALDATE "(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})"'
-)
+_DAY_UNPADDED = re.compile(rb'INTERNALDATE "(\d)-')
 
 
-def _internaldate(header: bytes) -> datetime | None:
-    m = _INTERNALDATE.search(header)
-    if not m:
-        return None
-    day, mon, year, hh, mm, ss, zone = (g.decode("ascii") for g in m.groups())
+def _internaldate(text: bytes) -> datetime | None:
+    """INTERNALDATE from a FETCH response as UTC, via :func:`imaplib.Internaldate2tuple`.
+
+    Some servers write the day without RFC 3501's space padding ("7-May-2024"), which the
+    stdlib pattern refuses; that is padded first. A garbled date is None, not an error.
+    """
     try:
-        month = _MONTHS.index(mon.title()) + 1
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
-        naive = datetime(int(year), month, int(day), int(hh), int(mm), int(ss))
-    except ValueError:
+        parts = imaplib.Internaldate2tuple(_DAY_UNPADDED.sub(rb'INTERNALDATE " \1-', text))
+    except (KeyError, ValueError, OverflowError):  # KeyError: an unknown month name
         return None
-    return (naive - offset if zone[0] == "+" else naive + offset).replace(tzinfo=UTC)
+    if parts is None:
+        return None
+    try:  # Internaldate2tuple answers in local time; mktime takes it back to epoch seconds
+        return datetime.fromtimestamp(time.mktime(parts), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+_FETCH_START = re.compile(rb"^\s*(\d+) \(")
+_UID_ITEM = re.compile(rb"[( ]UID (\d+)")
+_SIZE_ITEM = re.compile(rb"[( ]RFC822\.SIZE (\d+)")
+_FLAGS_ITEM = re.compile(rb"[( ]FLAGS \(([^)]*)\)")
+_BODY_LITERAL = re.compile(rb"BODY\[\](?:<\d+>)? \{\d+\}$")
+_BODY_INLINE = re.compile(rb'BODY\[\](?:<\d+>)? (?:NIL|"((?:[^"\\]|\\.)*)")')
+
+
+def parse_fetch(data: list[Any]) -> list[FetchResponse]:
+    """imaplib's FETCH data -> one :class:`FetchResponse` per untagged response.
+
+    imaplib splits a response at each literal: ``(text before the literal, literal)`` tuples,
+    then the text after the last literal as a separate ``bytes`` element (``b")"`` or
+    ``b" UID 5 FLAGS (\\Seen))"``). RFC 3501 does not fix the order of FETCH items, so UID,
+    INTERNALDATE, RFC822.SIZE and FLAGS are looked for in every text part of the response,
+    before and after the body. A new response starts with ``<sequence number> (``; anything
+    else continues the current one. Unsolicited FETCH responses (flag changes) come out with
+    no body and are the caller's to ignore.
+    """
+    groups: list[tuple[list[bytes], list[tuple[bytes, bytes]]]] = []
+    for entry in data:
+        if isinstance(entry, tuple) and len(entry) >= 2 and isinstance(entry[0], bytes):
+            head, literal = entry[0], entry[1] if isinstance(entry[1], bytes) else b""
+            if _FETCH_START.match(head) or not groups:
+                groups.append(([], []))
+            groups[-1][0].append(head)
+            groups[-1][1].append((head, literal))
+        elif isinstance(entry, bytes):
+            if _FETCH_START.match(entry) or not groups:
+                groups.append(([], []))
+            groups[-1][0].append(entry)
+    out = []
+    for texts, literals in groups:
+        joined = b" ".join(t.strip(b"\r\n") for t in texts)
+        start = _FETCH_START.match(joined)
+        uid = _UID_ITEM.search(joined)
+        size = _SIZE_ITEM.search(joined)
+        flags = _FLAGS_ITEM.search(joined)
+        body: bytes | None = None
+        for head, literal in literals:
+            if _BODY_LITERAL.search(head.rstrip()):
+                body = literal
+                break
+        if body is None and len(literals) == 1:
+            body = literals[0][1]
+        if body is None:
+            inline = _BODY_INLINE.search(joined)
+            if inline is not None:
+                body = re.sub(rb"\\(.)", rb"\1", inline.group(1) or b"")
+        out.append(
+            FetchResponse(
+                seq=int(start.group(1)) if start else None,
+                uid=int(uid.group(1)) if uid else None,
+                internaldate=_internaldate(joined),
+                flags=(tuple(flags.group(1).decode("ascii", "replace").split()) if flags else None),
+                size=int(size.group(1)) if size else None,
+                body=body,
+            )
+        )
+    return out
 
 
 def _uid_set(uids: list[int]) -> str:
@@ -410,45 +523,75 @@ class _ImapSession:
                 found.update(int(x) for x in line.split() if x.isdigit())
         return sorted(found)
 
-    def fetch(self, uids: list[int]) -> list[_Fetched]:
-        """Fetch messages (at most ``max_message_bytes`` each) without setting \\Seen."""
+    def fetch(self, uids: list[int]) -> tuple[list[_Fetched], list[_Unparsed]]:
+        """Fetch messages (at most ``max_message_bytes`` each) without setting \\Seen.
+
+        Returns the messages, and what came back but could not be tied to a message (a body
+        without a UID) or a UID the server listed but sent no body for: the caller records
+        those as bad inputs rather than moving the cursor past them in silence. A UID missing
+        from both FETCHes was expunged meanwhile and is only logged.
+        """
         assert self.conn is not None
         cap = self.cfg.max_message_bytes
         sizes: dict[int, int] = {}
-        for entry in self._call("FETCH", self.conn.uid, "FETCH", _uid_set(uids), "(RFC822.SIZE)"):
-            line = entry[0] if isinstance(entry, tuple) else entry
-            if not isinstance(line, bytes):
-                continue
-            uid_m = re.search(rb"UID (\d+)", line)
-            size_m = re.search(rb"RFC822\.SIZE (\d+)", line)
-            if uid_m and size_m:
-                sizes[int(uid_m.group(1))] = int(size_m.group(1))
+        size_data = self._call("FETCH", self.conn.uid, "FETCH", _uid_set(uids), "(RFC822.SIZE)")
+        for resp in parse_fetch(size_data):
+            if resp.uid is not None and resp.size is not None:
+                sizes[resp.uid] = resp.size
         groups: list[list[int]] = [[]]
         total = 0
         for uid in uids:
-            if uid not in sizes:
-                continue  # expunged meanwhile
-            size = min(sizes[uid], cap)
+            size = min(sizes.get(uid, cap), cap)
             if groups[-1] and total + size > FETCH_GROUP_BYTES:
                 groups.append([])
                 total = 0
             groups[-1].append(uid)
             total += size
         out: dict[int, _Fetched] = {}
+        problems: list[_Unparsed] = []
         for group in groups:
             if not group:
                 continue
             item = f"(UID INTERNALDATE RFC822.SIZE BODY.PEEK[]<0.{cap}>)"
-            for entry in self._call("FETCH", self.conn.uid, "FETCH", _uid_set(group), item):
-                if not isinstance(entry, tuple) or len(entry) < 2:
+            orphans: list[FetchResponse] = []
+            for resp in parse_fetch(
+                self._call("FETCH", self.conn.uid, "FETCH", _uid_set(group), item)
+            ):
+                if resp.body is None:
+                    continue  # an unsolicited flag update, or a UID without a body (below)
+                if resp.uid is None or resp.uid not in group:
+                    orphans.append(resp)
                     continue
-                head, data = entry[0], entry[1]
-                uid_m = re.search(rb"UID (\d+)", head)
-                if not uid_m or not isinstance(data, bytes):
-                    continue
-                uid = int(uid_m.group(1))
-                out[uid] = _Fetched(uid, _internaldate(head), sizes.get(uid, len(data)), data)
-        return [out[uid] for uid in uids if uid in out]
+                size = sizes.get(resp.uid, resp.size if resp.size is not None else len(resp.body))
+                out[resp.uid] = _Fetched(resp.uid, resp.internaldate, size, resp.body)
+            missing = [u for u in group if u not in out]
+            listed = [u for u in missing if u in sizes]
+            for resp in orphans:
+                which = f"UID {resp.uid} was not asked for" if resp.uid is not None else "no UID"
+                candidates = ", ".join(str(u) for u in missing) or "none"
+                problems.append(
+                    _Unparsed(
+                        None,
+                        f"fetched but not parsed: FETCH response for message number "
+                        f"{resp.seq if resp.seq is not None else '?'} carried {which}; "
+                        f"UIDs without a body: {candidates}",
+                        resp.body or b"",
+                    )
+                )
+            if not orphans:
+                for uid in listed:
+                    problems.append(
+                        _Unparsed(
+                            uid,
+                            f"fetched but not parsed: the server listed UID {uid} "
+                            f"({sizes[uid]} bytes) but returned no body for it",
+                            b"",
+                        )
+                    )
+            gone = [u for u in missing if u not in sizes]
+            if gone:
+                log.debug("%s: UIDs %s expunged before FETCH", self.cfg.name, _uid_set(gone))
+        return [out[uid] for uid in uids if uid in out], problems
 
 
 @register_collector("email", config=EmailSource, channel="email")
@@ -474,10 +617,9 @@ class EmailCollector:
         """Date header, unless missing, absurd or in the future; then the fallback, then now."""
         now = self.ctx.clock()
         date = parsed.date
-        if date is not None and _EARLIEST <= date <= now + _FUTURE_SLACK:
-            return date
-        if fallback is not None and fallback <= now + _FUTURE_SLACK:
-            return fallback
+        for candidate in (date, fallback):
+            if candidate is not None and _EARLIEST <= candidate <= now + _FUTURE_SLACK:
+                return candidate
         return now
 
     def to_item(
@@ -488,16 +630,24 @@ class EmailCollector:
         from_sent: bool = False,
         fallback_date: datetime | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> Item | None:
-        """The item for one message, None for machine-written mail; BadInput if unusable."""
-        parsed = mailparse.parse(data)
+    ) -> Item:
+        """The item for one message; BadInput if unusable or machine-written (auto-reply, bounce).
+
+        Machine-written mail raises too, so it lands in bad_inputs with its evidence and
+        location: filtering must be visible, or a customer mail taken for an auto-reply would
+        vanish without trace.
+        """
+        parsed = mailparse.parse(data, default_tz=self.cfg.timezone)
         if parsed.problem:
             raise BadInput(parsed.problem, location=location)
         if parsed.machine:
-            kind = parsed.machine.split(" ", 1)[0]
-            self._skipped[kind] = self._skipped.get(kind, 0) + 1
-            log.debug("%s: %s not stored: %s", self.name, location, parsed.machine)
-            return None
+            kind, _, evidence = parsed.machine.partition(" ")
+            raise _MachineWritten(
+                kind,
+                f"{kind} not stored {evidence}".strip(),
+                location=location,
+                created_at=self._created_at(parsed, fallback_date),
+            )
         raw = parsed.raw(**(extra or {}))
         if parsed.date is None:
             raw["date_fallback"] = True
@@ -534,19 +684,26 @@ class EmailCollector:
     ) -> None:
         try:
             item = self.to_item(data, location=location, **kwargs)
+        except _MachineWritten as e:
+            if not self._within_since(e.created_at):
+                return  # an import's old auto-reply: outside 'since' like any old mail
+            self._skipped[e.kind] = self._skipped.get(e.kind, 0) + 1
+            log.debug("%s: %s: %s", self.name, location, e.reason)
+            bad.append(BadInputRecord.from_raw(self.name, e.reason, location, data))
+            return
         except BadInput as e:
             bad.append(BadInputRecord.from_raw(self.name, e.reason, location, data))
             return
         except (TypeError, ValueError) as e:  # Item's own checks; should not happen
             bad.append(BadInputRecord.from_raw(self.name, str(e), location, data))
             return
-        if item is not None and self._within_since(item):
+        if self._within_since(item.created_at):
             items.append(item)
 
-    def _within_since(self, item: Item) -> bool:
+    def _within_since(self, created_at: datetime) -> bool:
         if self.cfg.since is None or self.cfg.host is not None:
             return True  # IMAP applies 'since' in its SEARCH
-        return item.created_at >= self.ctx.clock() - timedelta(seconds=self.cfg.since)
+        return created_at >= self.ctx.clock() - timedelta(seconds=self.cfg.since)
 
     def collect(self, cursor: Cursor | None) -> Iterator[Batch]:
         self._skipped = {}
@@ -556,7 +713,9 @@ class EmailCollector:
             yield from self._collect_local(cursor)
         if self._skipped:
             counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self._skipped.items()))
-            log.info("%s: not stored (machine-written mail): %s", self.name, counts)
+            log.info(
+                "%s: not stored (machine-written mail, listed in bad-inputs): %s", self.name, counts
+            )
 
     # -- IMAP ------------------------------------------------------------------------------------
 
@@ -631,11 +790,22 @@ class EmailCollector:
             chunk = uids[start : start + self.cfg.batch_size]
             items: list[Item] = []
             bad: list[BadInputRecord] = []
-            fetched = {f.uid: f for f in session.fetch(chunk)}
+            got_list, problems = session.fetch(chunk)
+            fetched = {f.uid: f for f in got_list}
+            for problem in problems:
+                at = f"imap {where}" + (f" UID {problem.uid}" if problem.uid is not None else "")
+                bad.append(
+                    BadInputRecord.from_raw(
+                        self.name,
+                        problem.reason,
+                        f"{at} (UIDVALIDITY {uidvalidity})",
+                        problem.data,
+                    )
+                )
             for uid in chunk:
                 got = fetched.get(uid)
                 if got is None:
-                    continue  # expunged between SEARCH and FETCH
+                    continue  # expunged, or recorded as a problem above
                 self._add(
                     got.data,
                     f"imap {where} UID {uid} (UIDVALIDITY {uidvalidity})",
@@ -774,7 +944,7 @@ class EmailCollector:
                 f"mbox {path.name} message at byte {start}",
                 items,
                 bad,
-                fallback_date=_from_line_date(from_line),
+                fallback_date=_from_line_date(from_line, self.cfg.timezone),
                 extra={"file": path.name, "offset": start},
             )
             if len(items) + len(bad) >= self.cfg.batch_size:
@@ -814,17 +984,29 @@ def _mbox_body(lines: list[bytes]) -> bytes:
 _FROM_DATE = re.compile(rb"(\w{3})\s+(\d{1,2})\s+(\d{1,2}):(\d\d):(\d\d)\s+(\d{4})")
 
 
-def _from_line_date(line: bytes) -> datetime | None:
-    """The delivery time on an mbox ``From sender Tue May  7 09:00:00 2024`` line, read as UTC."""
+def _from_line_date(line: bytes, zone: str = "UTC") -> datetime | None:
+    """The delivery time on an mbox ``From sender Tue May  7 09:00:00 2024`` line.
+
+    The line has no zone: the delivering system wrote its local time, read here in ``zone``
+    (the source's ``timezone``).
+    """
     m = _FROM_DATE.search(line)
     if not m:
         return None
     mon, day, hh, mm, ss, year = (g.decode("ascii") for g in m.groups())
     try:
         month = _MONTHS.index(mon.title()) + 1
-        return datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=UTC)
-    except ValueError:
+        local = datetime(int(year), month, int(day), int(hh), int(mm), int(ss))
+        return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    except (ValueError, OverflowError, ZoneInfoNotFoundError):
         return None
 
 
-__all__ = ["EmailCollector", "EmailSource", "decode_folder", "encode_folder"]
+__all__ = [
+    "EmailCollector",
+    "EmailSource",
+    "FetchResponse",
+    "decode_folder",
+    "encode_folder",
+    "parse_fetch",
+]

@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import email.utils
 import hashlib
-import html
-import html.parser
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
+
+from pipeline.collectors.base import parse_timestamp
+from pipeline.collectors.textutil import codec_for, html_to_text
+from pipeline.collectors.textutil import decode_bytes as _decode_bytes
+from pipeline.errors import BadInput
 
 __all__ = [
     "BODY_RAW_MAX_BYTES",
@@ -55,111 +57,18 @@ MAX_ATTACHMENTS = 30
 
 _PARSER = BytesParser(policy=policy.default)
 
-# -- charsets -----------------------------------------------------------------------------------
+# -- charsets ---------------------------------------------------------------------------------
+# The rules (BOM, valid UTF-8 over a single-byte label, trusted multi-byte labels, windows-1252
+# last) are shared with feeds and reviews in pipeline.collectors.textutil.
 
-# Labels mail clients use that Python does not know, or that are really a superset in practice
-# (the WHATWG encoding standard makes the same choices for the web).
-_CHARSET_ALIASES = {
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "us-ascii": "cp1252",
-    "ascii": "cp1252",
-    "ansi_x3.4-1968": "cp1252",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "cp936": "gb18030",
-    "shift_jis": "cp932",
-    "shift-jis": "cp932",
-    "sjis": "cp932",
-    "x-sjis": "cp932",
-    "ms_kanji": "cp932",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "big5": "big5hkscs",
-    "iso-8859-8-i": "iso-8859-8",
-    "utf8": "utf-8",
-    "unicode-1-1-utf-8": "utf-8",
-}
-# Multi-byte encodings: a few undecodable bytes there mean damage, not a wrong label.
-_MULTIBYTE = frozenset(
-    {
-        "cp932",
-        "shift_jis",
-        "euc_jp",
-        "iso2022_jp",
-        "gb18030",
-        "gbk",
-        "gb2312",
-        "big5",
-        "big5hkscs",
-        "cp949",
-        "euc_kr",
-        "iso2022_kr",
-        "cp950",
-        "hz",
-        "utf_16",
-        "utf_16_le",
-        "utf_16_be",
-        "utf_32",
-    }
-)
-_MAX_REPLACEMENT_SHARE = 0.02
-
-
-def _codec(label: str | None) -> str | None:
-    """Python's codec name for a MIME charset label, or None if it is unknown or a non-charset."""
-    if not label:
-        return None
-    name = label.strip().strip("\"'").lower()
-    name = _CHARSET_ALIASES.get(name, name)
-    if name in ("unknown-8bit", "x-unknown", "unknown", "x-user-defined", "default"):
-        return None
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
+_codec = codec_for
 
 
 def decode_bytes(data: bytes, charset: str | None, hints: tuple[str, ...] = ()) -> tuple[str, str]:
-    """Decode ``data`` labelled ``charset``; returns (text, codec actually used).
-
-    Order: valid UTF-8 wins over a single-byte label (UTF-8 mislabeled as Latin-1 is the most
-    common mistake, and real Latin-1 text is almost never valid UTF-8); then the declared
-    charset; a multi-byte charset with a few broken bytes is kept with U+FFFD; then other
-    charsets the message declares (``hints``); then windows-1252, which reads almost anything.
-    """
-    codec = _codec(charset)
-    if data.isascii() and not (codec or "").startswith(("iso2022", "utf_7", "hz")):
-        return data.decode("ascii"), "ascii"  # 7-bit ISO-2022-JP and UTF-7 still need decoding
-    if codec is None or codec not in _MULTIBYTE:
-        try:
-            return data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            pass
-    if codec is not None and codec != "utf-8":
-        try:
-            return data.decode(codec), codec
-        except (UnicodeDecodeError, LookupError):
-            pass
-        if codec in _MULTIBYTE:
-            text = data.decode(codec, errors="replace")
-            if text.count("\ufffd") <= max(1, len(text) * _MAX_REPLACEMENT_SHARE):
-                return text, codec
-    for hint in hints:
-        hinted = _codec(hint)
-        if hinted is None or hinted in (codec, "utf-8"):
-            continue
-        try:
-            return data.decode(hinted), hinted
-        except (UnicodeDecodeError, LookupError):
-            continue
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "cp1252"
+    """Decode ``data`` labelled ``charset``, other charsets of the message as ``hints``;
+    returns (text, codec actually used). See :func:`textutil.decode_bytes` for the order."""
+    text, used, _fell_back = _decode_bytes(data, charset, hints=hints)
+    return text, used
 
 
 # -- headers ------------------------------------------------------------------------------------
@@ -246,144 +155,8 @@ def _message_ids(value: str | None) -> list[str]:
 
 
 # -- HTML ---------------------------------------------------------------------------------------
-
-_SKIP_TAGS = frozenset({"script", "style", "head", "title", "noscript", "template", "svg"})
-_BLOCK_TAGS = frozenset(
-    {
-        "p",
-        "div",
-        "tr",
-        "li",
-        "ul",
-        "ol",
-        "table",
-        "blockquote",
-        "pre",
-        "hr",
-        "section",
-        "article",
-        "header",
-        "footer",
-        "dd",
-        "dt",
-        "dl",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "address",
-        "center",
-        "form",
-        "figure",
-    }
-)
-_VOID_TAGS = frozenset(
-    {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed", "source", "wbr"}
-)
-# Containers in which mail clients put the quoted conversation.
-_QUOTE_CLASSES = re.compile(
-    r"\b(gmail_quote|gmail_extra|yahoo_quoted|moz-cite-prefix|OutlookMessageHeader)\b",
-    re.IGNORECASE,
-)
-_QUOTE_IDS = re.compile(
-    r"^(divRplyFwdMsg|appendonsend|reply-intro|mail-editor-reference-message-container)$",
-    re.IGNORECASE,
-)
-
-
-class _HtmlText(html.parser.HTMLParser):
-    def __init__(self, drop_quotes: bool) -> None:
-        super().__init__(convert_charrefs=True)
-        self.drop_quotes = drop_quotes
-        self.out: list[str] = []
-        self._skip: list[str] = []  # stack of tags whose content is dropped
-        self._pre = 0
-        self._cut = False  # Outlook: everything after its reply header block is history
-
-    def _is_quote(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
-        if not self.drop_quotes:
-            return False
-        if tag == "blockquote":
-            return True
-        values = dict(attrs)
-        if _QUOTE_CLASSES.search(values.get("class") or ""):
-            return True
-        ident = values.get("id") or ""
-        if _QUOTE_IDS.match(ident):
-            if ident.lower() in ("divrplyfwdmsg", "appendonsend"):
-                self._cut = True
-            return True
-        return False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._cut:
-            return
-        if self._skip:
-            if tag == self._skip[0] and tag not in _VOID_TAGS:
-                self._skip.append(tag)
-            return
-        if tag in _SKIP_TAGS or self._is_quote(tag, attrs):
-            if tag not in _VOID_TAGS:
-                self._skip.append(tag)
-            return
-        if tag == "br":
-            self.out.append("\n")
-        elif tag == "li":
-            self.out.append("\n- ")
-        elif tag in ("td", "th"):
-            self.out.append(" ")
-        elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt:
-                self.out.append(f" {alt} ")
-        elif tag in _BLOCK_TAGS:
-            self.out.append("\n")
-        if tag == "pre":
-            self._pre += 1
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._cut:
-            return
-        if self._skip:
-            if tag == self._skip[0]:
-                self._skip.pop()
-            return
-        if tag == "pre":
-            self._pre = max(0, self._pre - 1)
-        if tag in _BLOCK_TAGS and tag not in ("li", "dd", "dt"):
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._skip or self._cut:
-            return
-        if not self._pre:
-            data = re.sub(r"\s+", " ", data)
-        self.out.append(data)
-
-    def text(self) -> str:
-        joined = "".join(self.out).replace("\xa0", " ")
-        lines = [re.sub(r"[ \t]+", " ", line).strip() for line in joined.split("\n")]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def html_to_text(markup: str, *, drop_quotes: bool = False) -> str:
-    """Readable text from mail HTML: scripts, styles and the head dropped, line breaks kept.
-
-    With ``drop_quotes`` the containers clients put quoted history in (``blockquote``,
-    Gmail's ``gmail_quote``, Outlook's reply header and what follows it) are dropped too.
-    """
-    parser = _HtmlText(drop_quotes)
-    try:
-        parser.feed(markup)
-        parser.close()
-    except (AssertionError, ValueError):  # html.parser is forgiving; this is belt and braces
-        return re.sub(r"<[^>]*>", " ", html.unescape(markup)).strip()
-    return parser.text()
+# html_to_text (with drop_quotes for Gmail/Outlook/Apple quoted history) is imported from
+# pipeline.collectors.textutil, shared with feeds and reviews.
 
 
 # -- quoted history and signatures --------------------------------------------------------------
@@ -443,10 +216,31 @@ _MOBILE_SIGNATURE = re.compile(
 _QUOTED_LINE = re.compile(r"^\s*>")
 
 
+# What makes a line that ends in "wrote:" a client's attribution rather than the customer's own
+# sentence ("Ваш оператор написал:", "your agent wrote:"): clients put the date, the time or the
+# quoted person's address in it, or start it with the "On <date>, <name> wrote:" keyword.
+_ATTRIBUTION_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ATTRIBUTION_TIME = re.compile(
+    r"\b\d{1,2}:\d{2}\b|\b(?:19|20)\d{2}\b|\b\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\b|"
+    r"\d{1,4}\s*[年月日년월일]"
+)
+_ATTRIBUTION_KEYWORD = re.compile(r"^\s*(?:On|Le|Am|El|Em|Il|Op|Pada)\s+\S", re.IGNORECASE)
+
+
+def _looks_like_attribution(text: str) -> bool:
+    return bool(
+        _ATTRIBUTION_ADDRESS.search(text)
+        or _ATTRIBUTION_TIME.search(text)
+        or _ATTRIBUTION_KEYWORD.match(text)
+    )
+
+
 def _attribution_at(lines: list[str], i: int) -> int:
     """How many lines (1-3) form a reply attribution starting at ``i``; 0 if none.
 
-    Clients wrap a long "On <date>, <name> <address> wrote:" over two or three lines.
+    Clients wrap a long "On <date>, <name> <address> wrote:" over two or three lines. A line
+    only counts when it has the shape *and* a date, time, address or leading keyword, so a
+    customer's "your operator wrote:" is not taken for one. The caller also checks what follows.
     """
     for span in (1, 2, 3):
         if i + span > len(lines) or (span > 1 and not _WRAPPED_START.match(lines[i])):
@@ -454,9 +248,18 @@ def _attribution_at(lines: list[str], i: int) -> int:
         joined = " ".join(line.strip() for line in lines[i : i + span])
         if len(joined) > 400:
             break
-        if _ATTRIBUTION.match(joined):
+        if _ATTRIBUTION.match(joined) and _looks_like_attribution(joined):
             return span
     return 0
+
+
+def _history_block_at(lines: list[str], i: int) -> bool:
+    """Does quoted history in header form (Outlook block, "Original Message") start at ``i``?"""
+    if _ORIGINAL_MESSAGE.match(lines[i]) or _outlook_block_at(lines, i):
+        return True
+    return bool(
+        _SEPARATOR.match(lines[i]) and i + 1 < len(lines) and _outlook_block_at(lines, i + 1)
+    )
 
 
 def _outlook_block_at(lines: list[str], i: int) -> bool:
@@ -469,9 +272,14 @@ def _outlook_block_at(lines: list[str], i: int) -> bool:
 def strip_quotes_and_signature(text: str) -> str:
     """What the sender wrote this time: quoted history and signatures cut.
 
-    A reply attribution followed by ``>`` lines is removed with those lines only (the sender may
-    answer below or between them); one followed by unprefixed text (top-posting clients) cuts
-    everything after it, as do "-----Original Message-----" and Outlook's header blocks.
+    ``>`` lines are dropped (the sender may answer below or between them), and so is a reply
+    attribution ("On <date>, <name> wrote:") that is followed by ``>`` lines, or by nothing
+    when it carries a date, time or address (an HTML quote container dropped after it).
+    An attribution followed by a header block ("From: ... Sent: ...", "-----Original
+    Message-----") cuts everything after it, as those blocks do on their own. An attribution-like
+    line followed by ordinary text is kept with that text: it may be the customer quoting
+    someone ("Ваш оператор написал:\n... я подам в суд"), and losing a complaint is worse than
+    classifying some unprefixed history with it (the full body is in ``raw`` either way).
     Returns "" when nothing of the sender's own remains (the caller then keeps the full text).
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -479,21 +287,27 @@ def strip_quotes_and_signature(text: str) -> str:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if _ORIGINAL_MESSAGE.match(line) or _outlook_block_at(lines, i):
+        if _history_block_at(lines, i):
             break
-        if _SEPARATOR.match(line) and i + 1 < len(lines) and _outlook_block_at(lines, i + 1):
-            break
-        if not _QUOTED_LINE.match(line):
-            span = _attribution_at(lines, i)
-            if span:
-                rest = [x for x in lines[i + span :] if x.strip()]
-                if rest and _QUOTED_LINE.match(rest[0]):
-                    i += span
-                    continue
-                break
         if _QUOTED_LINE.match(line):
             i += 1
             continue
+        span = _attribution_at(lines, i)
+        if span:
+            after = next((j for j in range(i + span, len(lines)) if lines[j].strip()), None)
+            if after is not None and _QUOTED_LINE.match(lines[after]):
+                i += span
+                continue
+            if after is not None and _history_block_at(lines, after):
+                break
+            # Last line (its HTML quote container was dropped): only a dated or addressed one
+            # goes, so a closing "On the form I wrote" stays.
+            joined = " ".join(line.strip() for line in lines[i : i + span])
+            if after is None and (
+                _ATTRIBUTION_ADDRESS.search(joined) or _ATTRIBUTION_TIME.search(joined)
+            ):
+                i += span
+                continue
         kept.append(line)
         i += 1
     for n, line in enumerate(kept):
@@ -509,49 +323,72 @@ def strip_quotes_and_signature(text: str) -> str:
 
 # -- machine-written mail -----------------------------------------------------------------------
 
+# A subject alone never decides: "Out of office hours my card was charged twice" and "Auto reply
+# not working on my account" are customers. Only these prefixes, ended by a colon the way clients
+# write them, count, and only next to a supporting header (see machine_generated).
 _AUTO_SUBJECT = re.compile(
-    r"^\s*(?:Automatic reply|Auto(?:matic)?[- ]?reply|Autosvar|Out of (?:the )?Office|"
-    r"Abwesenheitsnotiz|Automatische Antwort|Réponse automatique|Respuesta automática|"
-    r"Risposta automatica|自动回复|自動回覆|自動応答)\b\s*[:：]?",
+    r"^\s*(Automatic reply|Auto(?:-| )?reply|Out of Office|Abwesenheitsnotiz|"
+    r"Réponse automatique|Respuesta automática|自动回复)\s*[:：]",
     re.IGNORECASE,
 )
 _BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)
-_BOUNCE_SUBJECT = re.compile(
-    r"^\s*(?:Undeliverable|Undelivered Mail Returned|Delivery Status Notification \(Failure\)|"
-    r"Mail delivery failed|Returned mail|Delivery failure|Unzustellbar)\b",
-    re.IGNORECASE,
-)
+_REPORT_TYPE = re.compile(r"""(?:^|;)\s*report-type\s*=\s*"?([^";\s]+)""", re.IGNORECASE)
+_NEGATIVE = frozenset({"", "no", "false", "0", "off"})
 
 
 def machine_generated(headers: dict[str, list[str]], from_addr: str, subject: str) -> str | None:
     """Why this message was written by a machine (auto-reply, bounce), or None.
 
     Such mail is not someone waiting for an answer, and a brand's auto-acknowledgement is not
-    an answer either, so the collector does not store it (see the README).
+    an answer either, so the collector does not store it as an item; it records it as a bad
+    input with this reason instead, so an operator can audit what was filtered.
+
+    Only header evidence decides, because a customer's own words can look like an autoresponder
+    subject and contact-form relays send real complaints with ``Precedence: bulk``:
+
+    * decisive: ``Auto-Submitted`` other than ``no`` (RFC 3834), ``X-Autoreply``,
+      ``X-Autorespond``, ``Precedence: auto_reply``; bounces: a ``multipart/report`` with
+      ``report-type=delivery-status``, or mail from MAILER-DAEMON / postmaster;
+    * supporting only: ``X-MS-Exchange-Inbox-Rules-Loop``, ``X-Auto-Response-Suppress`` and an
+      empty ``Return-Path: <>`` (RFC 3834 responses go out with a null sender) count together
+      with an autoresponder subject prefix ("Automatic reply:", "Out of Office:" ...), never
+      alone. ``Precedence: bulk`` / ``list`` count for nothing.
     """
 
     def first(name: str) -> str:
         values = headers.get(name.lower())
         return values[0].strip() if values else ""
 
-    auto = first("Auto-Submitted").lower()
+    auto = first("Auto-Submitted").split(";", 1)[0].strip().lower()
     if auto and auto != "no":
         return f"auto-reply (Auto-Submitted: {auto[:40]})"
-    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply", "X-Autogenerated"):
-        if first(name):
-            return f"auto-reply ({name})"
-    precedence = first("Precedence").lower()
-    if precedence in ("bulk", "junk", "auto_reply"):
-        return f"auto-reply (Precedence: {precedence})"
-    content_type = first("Content-Type").lower()
-    if "multipart/report" in content_type and "delivery-status" in content_type:
+    for name in ("X-Autoreply", "X-Autorespond"):
+        value = first(name)
+        if value and value.lower() not in _NEGATIVE:
+            return f"auto-reply ({name}: {value[:40]})"
+    if first("Precedence").lower() == "auto_reply":
+        return "auto-reply (Precedence: auto_reply)"
+    content_type = first("Content-Type")
+    report = _REPORT_TYPE.search(content_type)
+    if (
+        content_type.lower().startswith("multipart/report")
+        and report is not None
+        and report.group(1).lower() == "delivery-status"
+    ):
         return "bounce (delivery status report)"
     if _BOUNCE_SENDER.match(from_addr or ""):
-        return f"bounce (from {from_addr})"
-    if first("Return-Path") == "<>" and _BOUNCE_SUBJECT.match(subject):
-        return "bounce (empty return path)"
-    if _AUTO_SUBJECT.match(subject):
-        return "auto-reply (subject)"
+        return f"bounce (from {from_addr[:80]})"
+    m = _AUTO_SUBJECT.match(subject or "")
+    if m:
+        support = [
+            f"{name}: {first(name)[:40]}"
+            for name in ("X-MS-Exchange-Inbox-Rules-Loop", "X-Auto-Response-Suppress")
+            if first(name)
+        ]
+        if first("Return-Path") == "<>":
+            support.append("Return-Path: <>")
+        if support:
+            return f"auto-reply (subject '{m.group(1)}:' with {', '.join(support)})"
     return None
 
 
@@ -625,21 +462,22 @@ def _addresses(value: str) -> list[tuple[str, str]]:
     return [(name, addr) for name, addr in pairs if addr and "@" in addr]
 
 
-def _date(value: str) -> datetime | None:
-    """The Date header as UTC, or None when it is missing or garbage (not an error)."""
-    if not value:
+_MINUS_ZERO = re.compile(r"[\d\s]-0000\s*(?:\([^)]*\))?\s*$")
+
+
+def _date(value: str, default_tz: str) -> datetime | None:
+    """The Date header as UTC, or None when it is missing or garbage (not an error).
+
+    One reader for every source (:func:`pipeline.collectors.base.parse_timestamp`): a Date
+    without a zone is read in the source's ``timezone``. RFC 5322's ``-0000`` is not "no zone"
+    but "UTC, local zone unknown", so it stays UTC whatever the source's zone.
+    """
+    if not value or not value.strip():
         return None
+    zone = "UTC" if _MINUS_ZERO.search(value) else default_tz
     try:
-        dt = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if dt is None:
-        return None
-    if dt.tzinfo is None:  # "-0000": the zone is unknown; UTC is the documented reading
-        dt = dt.replace(tzinfo=UTC)
-    try:
-        return dt.astimezone(UTC)
-    except (OverflowError, ValueError):
+        return parse_timestamp(value, default_tz=zone, what="Date")
+    except (BadInput, TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -786,8 +624,11 @@ class _Walker:
         return [], []
 
 
-def parse(data: bytes) -> ParsedMail:
-    """Parse one message. Never raises; ``problem`` says why nothing usable came out of it."""
+def parse(data: bytes, *, default_tz: str = "UTC") -> ParsedMail:
+    """Parse one message. Never raises; ``problem`` says why nothing usable came out of it.
+
+    ``default_tz`` is the zone a Date header without one is read in (the source's timezone).
+    """
     out = ParsedMail(synthetic_id=synthetic_id(data))
     if not data.strip():
         out.problem = "empty message"
@@ -836,7 +677,7 @@ def parse(data: bytes) -> ParsedMail:
     in_reply_to = _message_ids(raw_header("In-Reply-To"))
     out.in_reply_to = in_reply_to[0] if in_reply_to else None
     out.references = _message_ids(raw_header("References"))
-    out.date = _date(raw_header("Date"))
+    out.date = _date(raw_header("Date"), default_tz)
     out.machine = machine_generated(headers, out.from_addr, out.subject)
 
     walker = _Walker(hints)

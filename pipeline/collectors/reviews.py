@@ -11,7 +11,11 @@ modified}`` that Apple's review APIs use; the classic RSS feed usually omits it)
 item whose ``parent_id`` is the review id, so the store marks the review responded and sets
 ``first_response_at``. Because a response is added to an old review without moving it up the
 list, paging goes on past the seen reviews while the store still has reviews of this source
-waiting for a reply (``ctx.awaiting_response``) that are older than the current page.
+waiting for a reply (``ctx.awaiting_response``) that are older than the current page, but
+only for a feed that has shown it carries ``developerResponse`` at all (remembered per
+country in the cursor). Apple's public feed does not, and paging all ten pages per country on
+every run to look for something that is never there would cost ten requests per country per
+poll while any review waits.
 
 **A page that is not JSON** (an HTML error page, a truncated body) is recorded in bad_inputs,
 so the payload can be inspected, and then fails the country with ``TransientError``. Why not
@@ -50,7 +54,9 @@ from pipeline.collectors.http import (
     check_http_url,
     combine_failures,
     safe_url,
+    web_url,
 )
+from pipeline.collectors.textutil import decode_bytes, sniff_bom
 from pipeline.config import Duration
 from pipeline.errors import BadInput, CareradarError, NotConfigured, TerminalError, TransientError
 from pipeline.items import BadInputRecord, Batch, Channel, Cursor, Item
@@ -216,7 +222,7 @@ def _review(entry: Mapping[str, Any]) -> _Review:
         content=content,
         author=_label(author.get("name")) if isinstance(author, Mapping) else _label(author),
         version=_label(entry.get("im:version")),
-        url=str(href) if href else None,
+        url=web_url(href),
         votes=(_label(entry.get("im:voteSum")), _label(entry.get("im:voteCount"))),
         response=_response(entry),
     )
@@ -230,10 +236,12 @@ class _PageError(Exception):
 
 def _page_entries(result: HttpResult) -> list[Any]:
     """The page's entries; raises _PageError when the page is not the expected JSON."""
+    # JSON is UTF-8 (RFC 8259); a BOM (UTF-8 or UTF-16) is honoured, anything else is damage.
+    text, codec, fell_back = decode_bytes(result.content, "utf-8")
     try:
-        doc = json.loads(result.content.decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise _PageError(f"page is not UTF-8 JSON (bad byte at {e.start})") from None
+        if fell_back:
+            raise ValueError(f"the bytes are not UTF-8 (only readable as {codec})")
+        doc = json.loads(text)
     except ValueError as e:
         kind = result.media_type or "no content type"
         looks = "an HTML page" if b"<html" in result.content[:2048].lower() else "not JSON"
@@ -313,6 +321,9 @@ class ReviewsCollector:
         reported: list[str] = list(state.get("bad") or [])
         newest = state.get("newest_updated")
         newest_at = datetime.fromisoformat(newest) if newest else None
+        # Has this feed ever carried a developer response? Only then is paging past the seen
+        # reviews (for responses to older ones) worth its requests.
+        carries_responses = bool(state.get("carries_responses"))
         what = f"source '{self.name}' ({country})"
         for page in range(1, self.cfg.max_pages + 1):
             url = self.page_url(country, page)
@@ -339,6 +350,10 @@ class ReviewsCollector:
                 where = f"{safe_url(url)} ({country} page {page} entry {n + 1})"
                 if isinstance(entry, Mapping) and "im:rating" not in entry and "im:name" in entry:
                     continue  # the app's own metadata, which page 1 of older feeds starts with
+                if isinstance(entry, Mapping) and (
+                    "developerResponse" in entry or "im:developerResponse" in entry
+                ):
+                    carries_responses = True
                 try:
                     if not isinstance(entry, Mapping):
                         raise BadInput(f"expected an object, got {type(entry).__name__}")
@@ -368,7 +383,7 @@ class ReviewsCollector:
             # starts from the top again instead of skipping what it never read.
             if items or bad:
                 yield Batch(items=items, bad=bad)
-            if reached_seen and not _older_awaiting(awaiting, oldest):
+            if reached_seen and not (carries_responses and _older_awaiting(awaiting, oldest)):
                 break
         kept = sorted(seen.items(), key=lambda kv: kv[1])[-_SEEN_MAX:]
         newest = max([*([newest] if newest else []), *(v for _, v in kept)], default=None)
@@ -376,6 +391,7 @@ class ReviewsCollector:
             "newest_updated": newest,
             "seen": dict(kept),
             "bad": reported[-_BAD_MAX:],
+            "carries_responses": carries_responses,
         }
         yield Batch(cursor={"countries": {k: dict(v) for k, v in countries.items()}})
 
@@ -473,12 +489,11 @@ class ReviewsCollector:
         if self.cfg.encoding != "auto":
             return self.cfg.encoding
         with path.open("rb") as f:
-            head = f.read(4)
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return "utf-16"  # Play Console exports: UTF-16 with a BOM
-        if head.startswith(b"\xef\xbb\xbf"):
-            return "utf-8-sig"
-        return "utf-8"
+            bom = sniff_bom(f.read(4))
+        if bom is None:
+            return "utf-8"
+        # Codecs that consume the BOM (Play Console exports: UTF-16 with a BOM).
+        return "utf-8-sig" if bom[0] == "utf-8" else bom[0][: -len("-le")]
 
     def _column(self, field: str) -> str:
         return self.cfg.mapping.get(field, field)

@@ -6,12 +6,17 @@ IMAP by the test, then collected through ``Runner.run_once`` exactly as ``carera
 
 from __future__ import annotations
 
+import imaplib
 import itertools
 import logging
+import socketserver
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -304,14 +309,25 @@ def test_broken_mime_is_kept_and_garbage_is_one_bad_input(
 
 
 def test_every_fixture_through_imap(dovecot, user, tmp_path, monkeypatch, sqlite_store):
-    """All fixtures in one folder: machine mail is skipped, garbage is bad, the rest stored."""
+    """All fixtures in one folder: machine mail and garbage are bad inputs, the rest stored."""
     files = sorted(DATA.glob("*.eml"))
     for f in files:
         dovecot.append(user, "INBOX", f.read_bytes())
     cfg = make_cfg(tmp_path, monkeypatch, dovecot, user, "    batch_size: 5\n")
     result = runner(cfg, sqlite_store).run_once("support-mail")
-    skipped = {"auto-reply.eml", "bounce.eml", "not-a-message.eml"}
-    assert (result.new, result.bad) == (len(files) - len(skipped), 1)
+    skipped = {"auto-reply.eml", "bounce.eml", "exchange-auto-reply.eml", "not-a-message.eml"}
+    assert (result.new, result.bad) == (len(files) - len(skipped), len(skipped))
+    # Filtered mail is findable by folder and UID, with the evidence that filtered it.
+    uid = {f.name: n for n, f in enumerate(files, start=1)}
+    bad = {b["location"]: b["reason"] for b in sqlite_store.bad_inputs(source="support-mail")}
+    where = f"imap 127.0.0.1 INBOX UID {uid['auto-reply.eml']} (UIDVALIDITY "
+    assert [r for loc, r in bad.items() if loc.startswith(where)] == [
+        "auto-reply not stored (Auto-Submitted: auto-replied)"
+    ]
+    customer = sqlite_store.find_item("support-mail", "form-relay-001@forms.brewista.example")
+    assert customer is not None  # "Out of office hours ..." with Precedence: bulk is a customer
+    ru = sqlite_store.find_item("support-mail", "ru-operator-001@example.ru")
+    assert ru is not None and ru.text.endswith("я подам в суд.")
     sjis = sqlite_store.find_item("support-mail", "sjis-001@example.jp")
     assert sjis is not None and sjis.title == "配送の遅延について"
     assert "注文した商品がまだ届いていません" in sjis.text
@@ -344,3 +360,89 @@ def test_tls_and_starttls(dovecot, user, tmp_path, monkeypatch, sqlite_store):
     collector = EmailCollector(untrusted, CollectContext(app=base))  # type: ignore[arg-type]
     with pytest.raises(TerminalError, match="not trusted"):
         list(collector.collect(None))
+
+
+# -- a server that answers FETCH items in another order ----------------------------------------
+# dovecot always sends UID first, so this scripted IMAP server (real sockets, real imaplib on the
+# client side) sends message 1's UID after its body and message 2's body with no UID at all.
+
+
+class _ScriptedImap(socketserver.StreamRequestHandler):
+    messages: ClassVar[dict[int, bytes]] = {}
+
+    def send(self, line: bytes) -> None:
+        self.wfile.write(line + b"\r\n")
+
+    def handle(self) -> None:
+        self.send(b"* OK [CAPABILITY IMAP4rev1] scripted server ready")
+        while line := self.rfile.readline():
+            tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+            command = rest.upper()
+            if command.startswith(b"CAPABILITY"):
+                self.send(b"* CAPABILITY IMAP4rev1")
+            elif command.startswith(b"EXAMINE"):
+                self.send(b"* 3 EXISTS")
+                self.send(b"* OK [UIDVALIDITY 77] UIDs valid")
+            elif command.startswith(b"UID SEARCH"):
+                self.send(b"* SEARCH " + b" ".join(str(u).encode() for u in self.messages))
+            elif command.startswith(b"UID FETCH") and b"BODY.PEEK" not in command:
+                for n, (uid, body) in enumerate(self.messages.items(), start=1):
+                    self.send(b"* %d FETCH (RFC822.SIZE %d UID %d)" % (n, len(body), uid))
+            elif command.startswith(b"UID FETCH"):
+                self.fetch_bodies()
+            elif command.startswith(b"LOGOUT"):
+                self.send(b"* BYE")
+                self.send(tag + b" OK LOGOUT completed")
+                return
+            self.send(tag + b" OK done")
+
+    def fetch_bodies(self) -> None:
+        date = b'INTERNALDATE "' + imaplib.Time2Internaldate(time.time())[1:-1].encode() + b'"'
+        for n, (uid, body) in enumerate(self.messages.items(), start=1):
+            literal = b"BODY[]<0> {%d}\r\n" % len(body) + body
+            if n == 1:  # UID (and the date) after the body: legal, and was missed
+                self.wfile.write(b"* 1 FETCH (%s UID %d %s)\r\n" % (literal, uid, date))
+            elif n == 2:  # no UID at all: cannot be tied to a UID, must not vanish
+                self.wfile.write(b"* 2 FETCH (%s)\r\n" % literal)
+            else:
+                self.wfile.write(b"* %d FETCH (UID %d %s %s)\r\n" % (n, uid, date, literal))
+
+
+def test_fetch_items_in_any_order_and_unparsed_responses_are_recorded(
+    tmp_path, monkeypatch, sqlite_store
+):
+    _ScriptedImap.messages = {
+        11: mail("after@example.com", "UID after the body: still my complaint."),
+        12: mail("lost@example.com", "No UID in the answer."),
+        13: mail("usual@example.com", "The usual order."),
+    }
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ScriptedImap)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("TEST_IMAP_PASSWORD", PASSWORD)
+        p = tmp_path / "c.yaml"
+        p.write_text(
+            "sources:\n  - {name: support-mail, kind: email, host: 127.0.0.1, port: "
+            f"{server.server_address[1]}, security: plain, username: u, "
+            "password: '${TEST_IMAP_PASSWORD}', timeout: 5s}\n",
+            encoding="utf-8",
+        )
+        cfg = load_config(p, registry.source_models())
+        result = runner(cfg, sqlite_store).run_once("support-mail")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.status, result.new, result.bad) == ("partial", 2, 1), result.error
+    after = sqlite_store.find_item("support-mail", "after@example.com")
+    assert after is not None and after.raw["uid"] == 11
+    assert sqlite_store.find_item("support-mail", "usual@example.com") is not None
+    (bad,) = sqlite_store.bad_inputs(source="support-mail")
+    assert bad["location"] == "imap 127.0.0.1 INBOX (UIDVALIDITY 77)"
+    assert bad["reason"] == (
+        "fetched but not parsed: FETCH response for message number 2 carried no UID; "
+        "UIDs without a body: 12"
+    )
+    assert "No UID in the answer." in bad["excerpt"]
+    assert sqlite_store.get_cursor("support-mail")["folders"]["INBOX"]["last_uid"] == 13

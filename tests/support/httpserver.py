@@ -13,7 +13,9 @@ a huge body refused mid-stream. Nothing is patched.
 
 A route plays its replies in order; the last one repeats. A reply with ``etag`` or
 ``last_modified`` answers 304 by itself when the request's conditional header matches, like a
-real server. ``repeat`` streams the body that many times without building it in memory first.
+real server. ``repeat`` streams the body that many times without building it in memory first;
+``trickle`` sends it one byte at a time with a pause between bytes (a server that dribbles data
+to hold a client).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Reply:
     """Send the body this many times (a huge response without a huge fixture)."""
     send_length: bool = True
     """False: no Content-Length, the body ends when the connection closes."""
+    trickle: float = 0.0
+    """Seconds to wait before each byte of the body (0: send it at once)."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         try:
-            for _ in range(repeat):
-                self.wfile.write(body)
+            if reply.trickle:
+                self._trickle(body * repeat, reply.trickle)
+            else:
+                for _ in range(repeat):
+                    self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (size cap, timeout): expected
+
+    def _trickle(self, body: bytes, pause: float) -> None:
+        stopping = self.server.owner.stopping
+        for i in range(len(body)):
+            if stopping.wait(pause):
+                self.close_connection = True
+                return  # the server is shutting down: stop dribbling
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
 
     @staticmethod
     def _not_modified(reply: Reply, headers: dict[str, str]) -> bool:
@@ -138,6 +154,7 @@ class ScriptedServer:
         self._routes: dict[str, list[Reply]] = {}
         self._requests: list[Request] = []
         self._lock = threading.Lock()
+        self.stopping = threading.Event()
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -182,6 +199,7 @@ class ScriptedServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

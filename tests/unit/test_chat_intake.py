@@ -537,9 +537,11 @@ sources:
   - name: chat-jsonl
     kind: chat
     path: transcript.jsonl
+    first_run_max_age: null   # the fixtures are from March; keep their clocks
   - name: chat-csv
     kind: chat
     path: transcript.csv
+    first_run_max_age: null
     timezone: Europe/Berlin
     columns: {conversation_id: Chat, message_id: Msg, author_role: Who, author: Name,
               text: Body, timestamp: Sent At, brand: Brand}

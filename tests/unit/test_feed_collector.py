@@ -1,6 +1,7 @@
 """kind: feed against a real HTTP server on loopback: every feed format, conditional GET and 304,
-gzip, ill-formed feeds, lying charsets, keyword listening, HTTP failures, and a full run into
-the store that stores nothing twice."""
+gzip, ill-formed feeds (reported once, not on every poll), lying charsets, a body that names a
+local file, unsafe item links, keyword listening, HTTP failures, and a full run into the store
+that stores nothing twice."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from pipeline.collectors.feed import (
     KeywordMatcher,
     KeywordRules,
     decode_feed,
-    html_to_text,
 )
 from pipeline.collectors.http import HostRateLimiter, HttpClient
 from pipeline.config import load_config
@@ -265,7 +265,8 @@ def test_windows_1252_bytes_labelled_utf8_keep_every_entry(server):
     ]
     assert items[0].text == "Caf\u00e9 owner: the steam wand doesn\u2019t work."
     assert "\ufffd" not in items[1].text and items[1].text.startswith("Na\u00efve")
-    assert len(bad) == 1 and "declared 'utf-8' but the bytes are cp1252" in bad[0].reason
+    assert len(bad) == 1
+    assert "declared 'utf-8' but the bytes do not decode as that; read as cp1252" in bad[0].reason
 
 
 def test_utf8_bytes_labelled_latin1_by_header_and_declaration(server):
@@ -279,16 +280,28 @@ def test_utf8_bytes_labelled_latin1_by_header_and_declaration(server):
     (item,), bad, _, _ = drain(make(url))
     assert item.title == "Grüße aus München: Brewista kaputt"
     assert item.text == "コーヒーメーカーが壊れました"
-    assert len(bad) == 1 and "bytes are utf-8" in bad[0].reason
+    # The commonest misconfiguration there is: read as UTF-8 and not a data problem.
+    assert bad == []
 
 
 def test_decode_feed_rules():
     assert decode_feed("naïve".encode(), "utf-8") == ("naïve", "utf-8", None)
     assert decode_feed(b"plain", "iso-8859-1")[2] is None  # ASCII fits any label
+    assert decode_feed("naïve".encode(), "iso-8859-1") == ("naïve", "utf-8", None)
     text, codec, note = decode_feed("\ufeffhé".encode("utf-16-le"), None)
     assert (text, codec, note) == ("hé", "utf-16-le", None)
     text, codec, note = decode_feed(b'<?xml version="1.0" encoding="koi8-r"?>\xf0\xd2', None)
     assert codec == "koi8-r" and note is None and text.endswith("Пр")
+    # The HTTP label wins; the XML declaration is a hint, and needing it is a data problem.
+    koi = '<?xml version="1.0" encoding="koi8-r"?><t>Привет</t>'.encode("koi8-r")
+    text, codec, note = decode_feed(koi, "utf-8")
+    assert codec == "koi8-r" and "Привет" in text
+    assert (
+        note == "declared 'utf-8' and 'koi8-r' but the bytes do not decode as that; read as koi8-r"
+    )
+    assert decode_feed("café".encode("cp1252"), None)[2] == (
+        "declared no charset (so UTF-8) but the bytes do not decode as that; read as cp1252"
+    )
 
 
 def test_an_html_page_instead_of_a_feed_is_one_bad_input(server):
@@ -299,15 +312,124 @@ def test_an_html_page_instead_of_a_feed_is_one_bad_input(server):
     assert "Maintenance in progress" in bad[0].excerpt
 
 
-def test_html_to_text():
-    html = (
-        "<div><h2>Title</h2><p>One &amp; two&nbsp;three</p><ul><li>a</li><li>b</li></ul>"
-        "<script>alert(1)</script><style>.x{}</style><img alt='sad face'><pre>keep\n  this</pre>"
+def test_a_body_naming_a_local_file_is_not_read_as_that_file(server, tmp_path):
+    # feedparser takes bytes or a str as a file name first: a server answering with a path
+    # must not make careradar read (or, for /dev/zero, hang on) a local file.
+    local = tmp_path / "private.xml"
+    local.write_text(
+        '<rss version="2.0"><channel><title>local</title><item><guid>local-1</guid>'
+        "<title>LOCAL FILE SECRET</title><description>from disk</description></item>"
+        "</channel></rss>",
+        encoding="utf-8",
     )
-    # Line breaks inside <pre> survive; indentation does not (clean_text drops it anyway).
-    assert html_to_text(html) == "Title\n\nOne & two three\n\na\nb\n\nsad face\n\nkeep\nthis"
-    assert html_to_text("no tags at all") == "no tags at all"
-    assert html_to_text("1 < 2 and <b>bold") == "1 < 2 and bold"
+    url = server.route("/path", Reply(body=str(local).encode(), content_type=RSS))
+    items, bad, _, _ = drain(make(url))
+    assert items == []
+    assert len(bad) == 1 and bad[0].reason.startswith("not a feed")
+    assert "LOCAL FILE SECRET" not in bad[0].excerpt
+
+
+def test_a_permanently_ill_formed_feed_is_reported_once_across_changes(server):
+    template = fixture("undefined-entity.xml")
+
+    def version(hour: int, extra: bytes = b"") -> bytes:
+        body = template.replace(b"LAST_BUILD", f"Mon, 23 Nov 2026 {hour:02d}:00:00 GMT".encode())
+        return body.replace(b"<item>", extra + b"<item>", 1)
+
+    new_entry = b"<item><title>Brewista news three</title><guid>entity-3</guid></item>"
+    url = server.route(
+        "/cms.rss",
+        Reply(body=version(9), content_type=RSS),
+        Reply(body=version(10), content_type=RSS),  # only lastBuildDate moved
+        Reply(body=version(11, new_entry), content_type=RSS),  # a new entry: lines shift too
+        Reply(body=fixture("rss10-rdf.xml")),  # fixed for a while
+        Reply(body=version(12), content_type=RSS),  # broken again: worth a new report
+    )
+    c = make(url)
+    items, bad, cursor, _ = drain(c)
+    assert [i.external_id for i in items] == ["entity-1", "entity-2"]
+    assert len(bad) == 1 and "undefined entity" in bad[0].reason
+    items, bad, cursor, _ = drain(c, cursor)
+    assert (items, bad) == ([], [])
+    items, bad, cursor, _ = drain(c, cursor)
+    assert [i.external_id for i in items] == ["entity-3"] and bad == []
+    _, bad, cursor, _ = drain(c, cursor)
+    assert bad == [] and next(iter(cursor["feeds"].values()))["reported"] == []
+    _, bad, cursor, _ = drain(c, cursor)
+    assert len(bad) == 1 and "undefined entity" in bad[0].reason
+    assert len(server.requests("/cms.rss")) == 5
+
+
+def test_a_bad_entry_is_reported_once_while_the_feed_changes_around_it(server):
+    def feed(*items: object) -> str:
+        return json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": list(items)})
+
+    one = {"id": "a", "content_text": "Brewista one"}
+    two = {"id": "b", "content_text": "Brewista two"}
+    url = server.route(
+        "/j.json",
+        Reply(body=feed(one, "not an object"), content_type="application/feed+json"),
+        Reply(body=feed(two, one, "not an object"), content_type="application/feed+json"),
+    )
+    c = make(url)
+    items, bad, cursor, _ = drain(c)
+    assert [i.external_id for i in items] == ["a"] and len(bad) == 1
+    items, bad, cursor, _ = drain(c, cursor)
+    assert [i.external_id for i in items] == ["b"] and bad == []
+
+
+def test_a_changing_ill_formed_feed_is_partial_only_once_through_the_runner(
+    store, server, tmp_path
+):
+    template = fixture("undefined-entity.xml")
+    versions = [
+        Reply(body=template.replace(b"LAST_BUILD", f"hour {h}".encode()), content_type=RSS)
+        for h in (9, 10, 11)
+    ]
+    url = server.route("/cms.rss", *versions)
+    cfg_path = tmp_path / "careradar.yaml"
+    cfg_path.write_text(
+        f"sources:\n  - {{name: cms, kind: feed, url: '{url}', min_interval: 0}}\n",
+        encoding="utf-8",
+    )
+    app = load_config(cfg_path, registry.source_models())
+    runner = Runner(app, store, classifier=LexiconClassifier(), clock=lambda: NOW)
+    statuses = [(r.status, r.new, r.bad) for r in (runner.run_once("cms") for _ in range(3))]
+    assert statuses == [("partial", 2, 1), ("ok", 0, 0), ("ok", 0, 0)]
+    assert len(server.requests("/cms.rss")) == 3
+
+
+def test_item_links_must_be_http(server):
+    url = server.route("/links.rss", Reply(body=fixture("unsafe-links.xml"), content_type=RSS))
+    items, bad, _, _ = drain(make(url))
+    assert bad == []
+    assert {i.external_id: i.url for i in items} == {
+        "link-js": None,
+        "link-data": None,
+        "link-mail": None,
+        "link-ok": server.url("/t/9"),
+    }
+    body = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "items": [
+                {"id": "j1", "url": "javascript:alert(1)", "content_text": "x"},
+                {"id": "j2", "external_url": "https://ext.example/p", "content_text": "y"},
+            ],
+        }
+    )
+    url = server.route("/links.json", Reply(body=body, content_type="application/feed+json"))
+    items, _, _, _ = drain(make(url))
+    assert {i.external_id: i.url for i in items} == {"j1": None, "j2": "https://ext.example/p"}
+
+
+def test_a_token_in_the_feed_path_stays_out_of_cursor_and_raw(server):
+    token = "k3J9x2LqP0w8ZtR5vB7nM4cY"
+    url = server.route(f"/private/{token}.rss", Reply(body=fixture("rss10-rdf.xml")))
+    items, _, cursor, _ = drain(make(url))
+    assert items and token not in json.dumps(cursor)
+    assert all(token not in json.dumps(i.raw) for i in items)
+    assert items[0].raw["feed_url"] == server.url("/private/….rss")
 
 
 # --- keyword listening ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import registry
 from pipeline.collectors import mail as mail_module
-from pipeline.collectors.mail import decode_folder, encode_folder
+from pipeline.collectors.mail import decode_folder, encode_folder, parse_fetch
 from pipeline.config import AppConfig, load_config
 from pipeline.errors import ConfigError
 from pipeline.items import Status
@@ -24,7 +24,8 @@ from pipeline.sinks.store import Store
 
 DATA = Path(__file__).parent.parent / "data" / "mail"
 FIXTURES = sorted(DATA.glob("*.eml"))
-NOT_STORED = {"auto-reply.eml", "bounce.eml", "not-a-message.eml"}
+# Each of these is a bad input: machine-written mail is listed there too, so it can be audited.
+NOT_STORED = {"auto-reply.eml", "bounce.eml", "exchange-auto-reply.eml", "not-a-message.eml"}
 
 
 @pytest.fixture
@@ -73,10 +74,11 @@ def test_maildir_import_is_incremental_and_survives_flag_changes(tmp_path, store
     keys = [md.add(f.read_bytes()) for f in FIXTURES]
     cfg = make_cfg(tmp_path, "Maildir", "    batch_size: 4\n")
     r1 = run(cfg, store)
-    assert (r1.new, r1.bad) == (len(FIXTURES) - len(NOT_STORED), 1)
+    assert (r1.new, r1.bad) == (len(FIXTURES) - len(NOT_STORED), len(NOT_STORED))
     assert r1.batches == -(-len(FIXTURES) // 4)
-    bad = store.bad_inputs(source="archive")[0]
-    assert bad["location"].startswith("maildir ") and "not an e-mail" in bad["reason"]
+    bad = store.bad_inputs(source="archive")
+    assert all(b["location"].startswith("maildir ") for b in bad)
+    assert sum("not an e-mail" in b["reason"] for b in bad) == 1
 
     # A mail client reads a message: it moves from new/ to cur/ with flags. Not new mail.
     msg = md[keys[0]]
@@ -147,7 +149,8 @@ def test_mbox_from_line_date_is_the_fallback(tmp_path, store):
 
 
 def test_mbox_thread_with_brand_reply_is_responded(tmp_path, store):
-    asked = datetime(2024, 5, 7, 9, 0, tzinfo=UTC)
+    # Recent: a first run's older history starts no reply clock (first_run_max_age).
+    asked = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
     box = mailbox.mbox(tmp_path / "support.mbox")
     box.add(message("c1@example.com", "My machine leaks, help?", date=format_datetime(asked)))
     box.add(
@@ -180,7 +183,7 @@ def test_eml_folder_import(tmp_path, store):
     shutil.copytree(DATA, folder / "nested")
     cfg = make_cfg(tmp_path, "exports")
     r1 = run(cfg, store)
-    assert (r1.new, r1.bad) == (len(FIXTURES) - len(NOT_STORED), 1)
+    assert (r1.new, r1.bad) == (len(FIXTURES) - len(NOT_STORED), len(NOT_STORED))
     assert store.find_item("archive", "ooo-001@example.com") is None  # auto-reply not stored
     assert store.find_item("archive", "bounce-001@mx.brewista.example") is None
     html = store.find_item("archive", "html-only-001@example.com")
@@ -213,8 +216,64 @@ def test_since_filters_an_import(tmp_path, store):
     (tmp_path / "d" / "old.eml").write_bytes(message("old@example.com", "old one"))
     recent = format_datetime(datetime.now(UTC) - timedelta(days=1))
     (tmp_path / "d" / "new.eml").write_bytes(message("new@example.com", "new one", date=recent))
+    # An old auto-reply is outside 'since' too: not even listed as filtered.
+    (tmp_path / "d" / "ooo.eml").write_bytes((DATA / "auto-reply.eml").read_bytes())
     r = run(make_cfg(tmp_path, "d", "    since: 7d\n"), store)
     assert r.new == 1 and store.find_item("archive", "new@example.com") is not None
+    assert r.bad == 0
+
+
+def test_machine_mail_is_listed_in_bad_inputs_and_lookalike_customer_mail_is_stored(
+    tmp_path, store
+):
+    """Finding: mail filtered as an auto-reply vanished, and customer subjects were filtered."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in (
+        "auto-reply.eml",
+        "bounce.eml",
+        "exchange-auto-reply.eml",
+        "customer-ooo-subject.eml",
+    ):
+        shutil.copy(DATA / name, folder / name)
+    result = run(make_cfg(tmp_path, "in"), store)
+    assert (result.new, result.bad) == (1, 3)
+    customer = store.find_item("archive", "form-relay-001@forms.brewista.example")
+    assert customer is not None and customer.title.startswith("Out of office hours")
+    reasons = {b["location"]: b["reason"] for b in store.bad_inputs(source="archive")}
+    assert reasons == {
+        "eml auto-reply.eml": "auto-reply not stored (Auto-Submitted: auto-replied)",
+        "eml bounce.eml": "bounce not stored (delivery status report)",
+        "eml exchange-auto-reply.eml": "auto-reply not stored (subject 'Automatic reply:' with "
+        "X-MS-Exchange-Inbox-Rules-Loop: tomasz.nowak@example.pl, X-Auto-Response-Suppress: All)",
+    }
+    for b in store.bad_inputs(source="archive"):
+        assert b["excerpt"].startswith("X-Fixture-Purpose:")  # the operator can read what it was
+
+
+def test_timezone_applies_to_zoneless_dates_and_mbox_from_lines(tmp_path, store):
+    raw = message("tz@example.com", "no zone in my Date", date="Tue, 07 May 2024 09:00:00")
+    nodate = message("tz2@example.com", "no Date at all", date="garbage")
+    (tmp_path / "a.mbox").write_bytes(
+        b"From someone Tue May  7 09:30:00 2024\n"
+        + raw
+        + b"\nFrom someone Tue Jan  9 09:30:00 2024\n"
+        + nodate
+    )
+    run(make_cfg(tmp_path, "a.mbox", "    timezone: Asia/Kuala_Lumpur\n"), store)
+    item = store.find_item("archive", "tz@example.com")
+    assert item is not None and item.created_at == datetime(2024, 5, 7, 1, 0, tzinfo=UTC)
+    fallback = store.find_item("archive", "tz2@example.com")
+    assert fallback is not None and fallback.created_at == datetime(2024, 1, 9, 1, 30, tzinfo=UTC)
+
+
+def test_fallback_date_before_1990_is_not_used(tmp_path, store):
+    raw = message("old-clock@example.com", "my clock says 1970", date="not a date")
+    (tmp_path / "a.mbox").write_bytes(b"From someone Thu Jan  1 00:00:00 1970\n" + raw)
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    run(make_cfg(tmp_path, "a.mbox"), store)
+    item = store.find_item("archive", "old-clock@example.com")
+    assert item is not None and item.created_at >= before  # now, not 1970
 
 
 def test_missing_path_is_not_configured(tmp_path, store):
@@ -243,6 +302,7 @@ def write(tmp_path: Path, source: str) -> Path:
         ("{name: m, kind: email}", "either 'host' (IMAP) or 'path'"),
         ("{name: m, kind: email, host: h.example, username: u}", "needs 'username' and 'password'"),
         ("{name: m, kind: email, path: x, format: pst}", "sources[0].format"),
+        ("{name: m, kind: email, path: x, timezone: Mars/Olympus}", "unknown time zone"),
     ],
 )
 def test_config_errors(tmp_path, source, message):
@@ -270,3 +330,69 @@ def test_folder_names_in_modified_utf7():
     assert encode_folder("A&B") == '"A&-B"'
     for name in ("Отправленные", "已发送", "Envoyés", "A&B"):
         assert decode_folder(encode_folder(name)[1:-1]) == name
+
+
+# -- IMAP FETCH responses -----------------------------------------------------------------------
+# imaplib's shape, as seen from dovecot: a (text before the literal, literal) tuple per message,
+# then the text after the literal as its own bytes element. dovecot always puts UID first; other
+# servers need not (RFC 3501 fixes no order), so the other orders are written out here.
+
+BODY = b"From: a@b.example\r\nSubject: x\r\n\r\nhello\r\n"
+
+
+def test_fetch_response_uid_before_the_body():
+    data = [
+        (
+            b'1 (UID 41 INTERNALDATE "24-Nov-2026 01:24:58 +0100" RFC822.SIZE 40 BODY[]<0> {40}',
+            BODY,
+        ),
+        b")",
+    ]
+    (resp,) = parse_fetch(data)
+    assert (resp.seq, resp.uid, resp.size, resp.body) == (1, 41, 40, BODY)
+    assert resp.internaldate == datetime(2026, 11, 24, 0, 24, 58, tzinfo=UTC)
+
+
+def test_fetch_response_uid_after_the_body():
+    """Finding: a UID after the literal was never seen, and the message skipped silently."""
+    data = [
+        (b"7 (BODY[]<0> {40}", BODY),
+        b' UID 42 FLAGS (\\Seen \\Answered) INTERNALDATE " 7-May-2024 09:00:00 -0500")',
+        (b"8 (RFC822.SIZE 40 BODY[]<0> {40}", BODY),
+        b" UID 43)",
+        b"9 (FLAGS (\\Deleted))",  # an unsolicited flag update for another message
+    ]
+    first, second, unsolicited = parse_fetch(data)
+    assert (first.seq, first.uid, first.body) == (7, 42, BODY)
+    assert first.flags == ("\\Seen", "\\Answered")
+    assert first.internaldate == datetime(2024, 5, 7, 14, 0, tzinfo=UTC)
+    assert (second.seq, second.uid, second.size, second.internaldate) == (8, 43, 40, None)
+    assert (unsolicited.seq, unsolicited.uid, unsolicited.body) == (9, None, None)
+    assert unsolicited.flags == ("\\Deleted",)
+
+
+def test_fetch_response_without_uid_or_with_an_empty_body():
+    no_uid, empty = parse_fetch(
+        [(b"3 (BODY[]<0> {40}", BODY), b")", b'4 (UID 9 BODY[]<0> "" RFC822.SIZE 0)']
+    )
+    assert (no_uid.seq, no_uid.uid, no_uid.body) == (3, None, BODY)
+    assert (empty.uid, empty.body) == (9, b"")
+
+
+def test_size_only_fetch_in_any_order():
+    resps = parse_fetch([b"1 (UID 5 RFC822.SIZE 40)", b"2 (RFC822.SIZE 77 UID 6)"])
+    assert [(r.uid, r.size, r.body) for r in resps] == [(5, 40, None), (6, 77, None)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b'INTERNALDATE "07-May-2024 09:00:00 +0200"', datetime(2024, 5, 7, 7, tzinfo=UTC)),
+        (b'INTERNALDATE " 7-May-2024 09:00:00 -0000"', datetime(2024, 5, 7, 9, tzinfo=UTC)),
+        (b'INTERNALDATE "7-May-2024 23:30:00 -0130"', datetime(2024, 5, 8, 1, tzinfo=UTC)),
+        (b'INTERNALDATE "07-Foo-2024 09:00:00 +0000"', None),
+        (b"RFC822.SIZE 40", None),
+    ],
+)
+def test_internaldate(text, expected):
+    assert mail_module._internaldate(text) == expected

@@ -7,6 +7,7 @@ X-Fixture-Purpose header); the rest are small inline strings for one rule each.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -183,8 +184,53 @@ def test_quoted_history_and_signatures_are_stripped(name, text, history):
     ],
 )
 def test_attributions_in_other_languages(attribution):
-    body = f"My new question.\n\n{attribution}\nOld answer from support.\n"
+    body = f"My new question.\n\n{attribution}\n> Old answer from support.\n"
     assert strip_quotes_and_signature(body) == "My new question."
+    # Followed by a header block the attribution cuts everything after it too ...
+    outlook = "From: Support <s@b.example>\nSent: Monday\nTo: me\nSubject: Re: order\nOld."
+    assert strip_quotes_and_signature(f"My new question.\n\n{attribution}\n{outlook}") == (
+        "My new question."
+    )
+    # ... and as the last line (an HTML quote container dropped after it) it goes alone.
+    assert strip_quotes_and_signature(f"My new question.\n\n{attribution}\n") == (
+        "My new question."
+    )
+
+
+def test_quoted_operator_in_the_customers_own_words_is_kept():
+    """Finding: "...написал:" at a line end used to cut everything after it."""
+    m = load("russian-operator-quote.eml")
+    assert m.text == m.body
+    assert m.text.startswith("Здравствуйте!\n\nВаш оператор написал:\n")
+    assert m.text.endswith("я подам в суд.")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Guten Tag,\nIhr Kollege schrieb:\nwir melden uns morgen.\nDas war vor drei Wochen!",
+        "Hello,\nyour agent wrote:\nthe refund is on its way.\nIt never came. I want my money.",
+        "Bonjour,\nvotre service client m'a écrit :\nc'est réglé.\nRien n'est réglé !",
+    ],
+)
+def test_attribution_shaped_prose_is_not_cut(body):
+    # No date, time, address or "On ..." keyword, and no quoted lines after it: it is prose.
+    assert strip_quotes_and_signature(body) == body
+
+
+def test_closing_sentence_shaped_like_an_attribution_stays():
+    body = "The courier lost my parcel.\nOn the claim form I wrote"
+    assert strip_quotes_and_signature(body) == body
+
+
+def test_attribution_followed_by_plain_text_keeps_the_text():
+    # Even a full attribution followed by unprefixed text is kept: it may be the customer quoting
+    # someone and then complaining; losing that is worse than classifying some history.
+    body = (
+        "Still no refund.\n\nOn Tue, 7 May 2024 at 10:00, Support <s@b.example> wrote:\n"
+        "Your refund was issued.\nIt was not. I will dispute the charge."
+    )
+    assert strip_quotes_and_signature(body) == body
 
 
 def test_inline_answers_between_quotes_are_kept():
@@ -243,20 +289,95 @@ def test_nothing_usable_is_a_problem(data, reason):
     assert reason in (parse(data).problem or "")
 
 
+def check(headers: dict[str, list[str]], sender: str = "a@b.example", subject: str = "Hi"):
+    return machine_generated({k.lower(): v for k, v in headers.items()}, sender, subject)
+
+
 def test_machine_written_mail():
     assert load("auto-reply.eml").machine == "auto-reply (Auto-Submitted: auto-replied)"
     assert load("bounce.eml").machine == "bounce (delivery status report)"
+    assert load("exchange-auto-reply.eml").machine == (
+        "auto-reply (subject 'Automatic reply:' with X-MS-Exchange-Inbox-Rules-Loop: "
+        "tomasz.nowak@example.pl, X-Auto-Response-Suppress: All)"
+    )
     assert load("gmail-reply.eml").machine is None
 
-    def check(headers: dict[str, list[str]], sender: str = "a@b.example", subject: str = "Hi"):
-        return machine_generated({k.lower(): v for k, v in headers.items()}, sender, subject)
-
     assert check({"Auto-Submitted": ["no"]}) is None
-    assert check({"Precedence": ["bulk"]}) == "auto-reply (Precedence: bulk)"
-    assert check({"Precedence": ["list"]}) is None  # a mailing list can carry a real question
-    assert check({"X-Autoreply": ["yes"]}) == "auto-reply (X-Autoreply)"
-    assert check({}, subject="Out of Office: back Monday") == "auto-reply (subject)"
-    assert check({}, sender="postmaster@mx.example").startswith("bounce")
+    assert check({"Auto-Submitted": ["auto-generated; owner-email=x@y"]}) == (
+        "auto-reply (Auto-Submitted: auto-generated)"
+    )
+    assert check({"X-Autoreply": ["yes"]}) == "auto-reply (X-Autoreply: yes)"
+    assert check({"X-Autorespond": ["Vacation"]}) == "auto-reply (X-Autorespond: Vacation)"
+    assert check({"Precedence": ["auto_reply"]}) == "auto-reply (Precedence: auto_reply)"
+    assert check({}, sender="postmaster@mx.example") == "bounce (from postmaster@mx.example)"
+    assert check({}, sender="MAILER-DAEMON@mx.example").startswith("bounce (from ")
+    report = "multipart/report; boundary=x; report-type=delivery-status"
+    assert check({"Content-Type": [report]}) == "bounce (delivery status report)"
+    # A read receipt is a report too, but not a bounce.
+    mdn = "multipart/report; report-type=disposition-notification; boundary=x"
+    assert check({"Content-Type": [mdn]}) is None
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Out of office hours my card was charged twice",
+        "Auto reply not working on my account",
+        "Automatic reply settings reset after update",
+        "Autoreply broke my inbox",
+        "Out of Office: what does this error mean?",  # the prefix, but no header evidence
+        "Automatic reply: ticket 5521",
+    ],
+)
+def test_a_subject_alone_never_makes_mail_machine_written(subject):
+    """Finding: customer subjects matched the auto-reply pattern and the mail was dropped."""
+    assert check({}, subject=subject) is None
+    # Contact-form relays and mailing lists send real complaints with these.
+    assert check({"Precedence": ["bulk"]}, subject=subject) is None
+    assert check({"Precedence": ["list"]}, subject=subject) is None
+    assert check({"Precedence": ["junk"]}, subject=subject) is None
+
+
+@pytest.mark.parametrize(
+    ("subject", "headers", "evidence"),
+    [
+        ("Out of Office: back Monday", {"X-Auto-Response-Suppress": ["All"]}, "Out of Office"),
+        ("Abwesenheitsnotiz: Urlaub", {"Return-Path": ["<>"]}, "Abwesenheitsnotiz"),
+        ("Réponse automatique : absent", {"X-Auto-Response-Suppress": ["OOF"]}, "Réponse"),
+        ("自动回复：休假中", {"X-MS-Exchange-Inbox-Rules-Loop": ["a@b.example"]}, "自动回复"),
+        ("Auto-Reply: received", {"Return-Path": ["<>"]}, "Auto-Reply"),
+    ],
+)
+def test_autoresponder_subject_with_a_supporting_header(subject, headers, evidence):
+    why = check(headers, subject=subject)
+    assert why is not None and why.startswith(f"auto-reply (subject '{evidence}")
+    # The supporting header alone (Outlook sets X-Auto-Response-Suppress on ordinary mail).
+    assert check(headers, subject="My order never arrived") is None
+
+
+def test_contact_form_relay_with_a_lookalike_subject_is_customer_mail():
+    m = load("customer-ooo-subject.eml")
+    assert m.machine is None and m.problem is None
+    assert m.subject == "Out of office hours my card was charged twice"
+    assert "charged twice (2 x 89 EUR)" in m.text
+
+
+def test_date_without_zone_is_read_in_the_sources_zone():
+    def date(header: str, zone: str = "UTC") -> datetime | None:
+        return parse(
+            f"From: a@b.example\r\nDate: {header}\r\n\r\nhi\r\n".encode(), default_tz=zone
+        ).date
+
+    berlin = "Europe/Berlin"
+    # No zone: the source's zone (CEST is UTC+2 in May), like every other collector.
+    assert date("Tue, 07 May 2024 09:00:00", berlin) == datetime(2024, 5, 7, 7, 0, tzinfo=UTC)
+    assert date("Tue, 07 May 2024 09:00:00") == datetime(2024, 5, 7, 9, 0, tzinfo=UTC)
+    # "-0000" is RFC 5322's "UTC, local zone unknown": UTC whatever the source's zone.
+    assert date("Tue, 07 May 2024 09:00:00 -0000", berlin) == datetime(2024, 5, 7, 9, tzinfo=UTC)
+    assert date("Tue, 07 May 2024 09:00:00 +0800", berlin) == datetime(2024, 5, 7, 1, tzinfo=UTC)
+    assert date("Tue, 07 May 2024 09:00:00 GMT", berlin) == datetime(2024, 5, 7, 9, tzinfo=UTC)
+    for garbage in ("sometime last tuesday", "Tue, 45 May 2024 09:00:00 +0000", "   "):
+        assert date(garbage, berlin) is None
 
 
 def test_huge_body_is_capped_in_raw_not_in_text():

@@ -1,6 +1,7 @@
 """kind: reviews: App Store pages from a real HTTP server on loopback (paging, the stop at
-reviews already seen, developer responses through the runner and the store, pages that are not
-JSON) and a Play Console CSV export in UTF-16."""
+reviews already seen, paging deeper for developer responses only when the feed carries them,
+developer responses through the runner and the store, pages that are not JSON, unsafe links)
+and a Play Console CSV export in UTF-16."""
 
 from __future__ import annotations
 
@@ -112,6 +113,7 @@ def test_pages_are_followed_until_an_empty_page(server):
     state = cursor["countries"]["us"]
     assert state["newest_updated"] == "2026-11-23T10:10:00+00:00"
     assert set(state["seen"]) == {"1009", "1008", "1007", "1006", "1005", "1004", "1002"}
+    assert state["carries_responses"] is True  # 1005 came with one
 
 
 def test_the_next_poll_stops_at_reviews_already_seen(server):
@@ -136,6 +138,49 @@ def test_awaiting_reviews_deeper_down_keep_the_paging_going(server):
     assert [i.external_id for i in items] == ["1011", "1010"]
     # 1006 is on page 2: it was looked at again for a developer response.
     assert len(server.requests(page_path(2))) == 2
+
+
+def test_a_feed_without_developer_responses_is_not_paged_for_them(server):
+    # Like Apple's public feed: no review ever carries a developerResponse, so paging deeper
+    # for responses to older awaiting reviews would cost requests and find nothing.
+    serve_pages(server, "apple-us-page1.json", "apple-us-page3.json", "apple-us-page4-empty.json")
+    c = make(server)
+    _, _, cursor = drain(c)
+    assert cursor["countries"]["us"]["carries_responses"] is False
+    serve_pages(server, "apple-us-page1-later.json")
+    waiting = AwaitingItem("1002", None, None, datetime(2026, 11, 18, 15, 0, tzinfo=UTC), NOW)
+    items, _, cursor = drain(make(server, awaiting=[waiting]), cursor)
+    assert [i.external_id for i in items] == ["1011", "1010"]
+    assert len(server.requests(page_path(2))) == 1  # read on the first run only
+    assert cursor["countries"]["us"]["carries_responses"] is False
+    # Once a page shows a response, the next runs do page on for awaiting reviews.
+    serve_pages(server, "apple-us-page1-responded.json")
+    drain(make(server, awaiting=[waiting]), cursor)
+    assert len(server.requests(page_path(2))) == 2
+
+
+def empty_page() -> bytes:
+    return (DATA / "apple-us-page4-empty.json").read_bytes()
+
+
+def test_review_links_must_be_http(server):
+    page = (DATA / "apple-us-page3.json").read_text(encoding="utf-8")
+    page = page.replace(
+        "https://apps.apple.com/us/app/brewista/id1234567890?see-all=reviews#r1002",
+        "javascript:alert(document.cookie)",
+    )
+    server.route(page_path(1), Reply(body=page, content_type=JSON))
+    server.route(page_path(2), Reply(body=empty_page(), content_type=JSON))
+    (item,), bad, _ = drain(make(server))
+    assert item.external_id == "1002" and item.url is None and bad == []
+
+
+def test_a_utf16_json_page_with_a_bom_is_read(server):
+    page = (DATA / "apple-us-page3.json").read_text(encoding="utf-8")
+    server.route(page_path(1), Reply(body=page.encode("utf-16"), content_type=JSON))
+    server.route(page_path(2), Reply(body=empty_page(), content_type=JSON))
+    items, bad, _ = drain(make(server))
+    assert [i.external_id for i in items] == ["1002"] and bad == []
 
 
 def test_a_single_review_page_and_a_country_list(server):
