@@ -447,9 +447,16 @@ class RedditCollector:
                     f"source '{self.name}': " + "; ".join(f.error.message for f in failures),
                     hint=failures[0].error.hint,
                 )
-            if failures:
-                yield Batch(bad=[self._bad(f) for f in failures], cursor=_copy(state))
             yield from self._poll_replies(reddit, state)
+            if failures:
+                # What could be read is stored; the run still fails so the source shows as
+                # unhealthy (and alerts after health.failures runs) until someone acts, the
+                # same way a feed source with one dead URL does.
+                raise TerminalError(
+                    f"source '{self.name}': {len(failures)} of {len(listings)} listings failed: "
+                    + "; ".join(f.error.message for f in failures),
+                    hint=failures[0].error.hint,
+                )
 
     def _bad(self, f: _Failure) -> BadInputRecord:
         return BadInputRecord.from_raw(self.name, f.error.message, f.where, f.body or f.where)

@@ -345,9 +345,14 @@ def test_one_unreachable_subreddit_does_not_stop_the_others(store, server, tmp_p
     server.route("/r/closedsub/comments", forbidden("private"))
     cfg = app_config(tmp_path, server, subreddits=["closedsub", "lumo"], mentions="off")
     result = runner(cfg, store).run_once("reddit-lumo")
-    assert result.status == "partial" and result.new == 7
-    reasons = {b["reason"] for b in store.bad_inputs(source="reddit-lumo")}
-    assert "r/closedsub is private: the account needs to be an approved user" in reasons
+    # r/lumo is stored; the run still fails, so the source is unhealthy until someone acts.
+    assert result.new == 7
+    assert result.status == "error"
+    assert "2 of 4 listings failed" in (result.error or "")
+    assert "r/closedsub is private: the account needs to be an approved user" in (
+        result.error or ""
+    )
+    assert store.source_status(["reddit-lumo"])[0].consecutive_failures == 1
 
 
 def test_wrong_password_and_wrong_app_secret_are_terminal(tmp_path, server, monkeypatch):
