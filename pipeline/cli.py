@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, BinaryIO, TextIO
 
 import click
 import typer
@@ -1000,6 +1000,278 @@ def serve(
 
 
 @app.command()
+def train(
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="extra labelled CSV/JSONL (text,label[,language,task]); for topics: "
+            "text,topics (topics: 'delivery;billing' or a JSON list)",
+        ),
+    ] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="sentiment|complaint|urgency|topics|all (all: topics too if a --data file "
+            "has a topics column)",
+        ),
+    ] = "all",
+    seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same heads)")] = 13,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="where heads + model card go (default: bundled; topics: classifier.models_dir "
+            "if configured)",
+        ),
+    ] = None,
+    shared_data: Annotated[
+        Path | None, typer.Option("--shared-data", help="the shared data folder")
+    ] = None,
+    no_builtin: Annotated[
+        bool, typer.Option("--no-builtin-data", help="train only on --data files")
+    ] = False,
+    encoders: Annotated[
+        str | None,
+        typer.Option(
+            "--encoders",
+            help="comma-separated encoders to train heads for (default: e5-small,minilm; "
+            "topics: the encoders the classifier routes to)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Train the sentiment/complaint/urgency and topic heads; print held-out metrics; write a
+    model card."""
+    from pipeline.nlp.train import TASKS, TOPICS_TASK, has_topic_labels, run_training_command
+
+    valid = [*TASKS, TOPICS_TASK, "all"]
+    if task not in valid:
+        raise ConfigError(
+            f"unknown task {task!r}; valid values are: {', '.join(valid)}",
+            hint="pass --task sentiment, complaint, urgency, topics or all",
+        )
+    files = data or []
+    # Topic files (a `topics` column) train topics only; `all` includes topics only with them.
+    topic_files: list[Path] = []
+    if task == TOPICS_TASK:
+        topic_files = files
+    elif task == "all":
+        topic_files = [f for f in files if has_topic_labels(f)]
+    head_files = [f for f in files if f not in topic_files]
+    tasks = list(TASKS) if task == "all" else [t for t in [task] if t in TASKS]
+    encoder_list = [e.strip() for e in (encoders or "e5-small,minilm").split(",") if e.strip()]
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+
+        def progress(description: str, total: int) -> Any:
+            tid = bar.add_task(escape(description), total=total)
+            return lambda n: bar.advance(tid, n)
+
+        summary: dict[str, Any] = {"out": None, "routes": {}, "reason": "", "reports": []}
+        if tasks:
+            summary = run_training_command(
+                tasks=tasks,
+                encoder_names=encoder_list,
+                out=out,
+                shared_data=None if no_builtin else shared_data,
+                use_builtin=not no_builtin,
+                files=head_files,
+                seed=seed,
+                progress=progress,
+            )
+        topics = (
+            _train_topics(topic_files, out, encoder_list if encoders else None, seed, progress)
+            if topic_files or task == TOPICS_TASK
+            else None
+        )
+    if as_json:
+        _json({**summary, "topics": topics} if topics else summary)
+        return
+    console = _console()  # `out` is the --out option here
+    if topics:
+        _print_topic_reports(console, topics)
+    if not tasks:
+        return
+    table = Table(title="held-out metrics", title_justify="left")
+    for col in ("task", "encoder", "train", "test", "accuracy", "macro-F1", "ECE"):
+        table.add_column(col, justify="right" if col not in ("task", "encoder") else "left")
+    for r in summary["reports"]:
+        table.add_row(
+            r["task"],
+            r["encoder"],
+            str(r["n_train"]),
+            str(r["n_test"]),
+            f"{r['overall']['accuracy']:.3f}",
+            f"{r['overall']['macro_f1']:.3f}",
+            f"{r['calibration'].get('ece_test', 0.0):.3f}",
+        )
+    console.print(table)
+    console.print(f"routing: {escape(summary['reason'] or 'unchanged (not all tasks trained)')}")
+    console.print(f"heads and model card written to {escape(summary['out'])}")
+
+
+def _train_topics(
+    files: list[Path],
+    out: Path | None,
+    encoder_names: list[str] | None,
+    seed: int,
+    progress: Any,
+) -> dict[str, Any]:
+    """`train --task topics`: the configured taxonomy, heads for the encoders the classifier
+    routes to, written to --out or the configured models_dir (where the classifier looks)."""
+    from pipeline.nlp.encoders import BUILTIN_ENCODERS
+    from pipeline.nlp.model import default_models_dir
+    from pipeline.nlp.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
+    from pipeline.nlp.train import run_topics_command, topic_encoder_names
+
+    cfg = state.cfg()
+    c = cfg.classifier
+    path = cfg.resolve_path(c.taxonomy) if c.taxonomy else None
+    configured = cfg.resolve_path(c.models_dir) if c.models_dir else None
+    target = out or configured or default_models_dir()
+    notes: list[str] = []
+    if not encoder_names:
+        encoder = c.encoder
+        if encoder not in ("auto", *BUILTIN_ENCODERS) and cfg.resolve_path(encoder).exists():
+            encoder = str(cfg.resolve_path(encoder))
+        encoder_names, note = topic_encoder_names(target, encoder=encoder, quantize=c.quantize)
+        notes += [note] if note else []
+    return run_topics_command(
+        files=files,
+        taxonomy=load_taxonomy(path),
+        taxonomy_source=str(path or DEFAULT_TAXONOMY),
+        out=target,
+        encoder_names=encoder_names,
+        seed=seed,
+        progress=progress,
+        notes=notes,
+    )
+
+
+def _print_topic_reports(console: Console, topics: dict[str, Any]) -> None:
+    """Held-out per-topic P/R/F1 and micro/macro-F1, zero-shot and trained side by side."""
+    for r in topics["reports"]:
+        zs, tr = r["zero_shot"], r["trained_scores"]
+        table = Table(
+            title=f"topics, {escape(r['encoder'])}: held-out {r['n_test']} rows "
+            f"(trained on {r['n_train']})",
+            title_justify="left",
+        )
+        for col in ("topic", "train", "test", "zero-shot P/R/F1", "trained P/R/F1"):
+            table.add_column(col, justify="left" if col == "topic" else "right")
+
+        def prf(m: dict[str, Any], topic: str) -> str:
+            if not m:
+                return "-"
+            return "{precision:.2f}/{recall:.2f}/{f1:.2f}".format(**m["per_topic"][topic])
+
+        for t in r["topics"]:
+            support = zs["per_topic"][t]["support"] if zs else 0
+            table.add_row(
+                escape(t), str(r["train_positives"][t]), str(support), prf(zs, t), prf(tr, t)
+            )
+        for key, label in (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("top1", "top-1")):
+            table.add_row(
+                label,
+                "",
+                "",
+                f"{zs[key]:.3f}" if zs else "-",
+                f"{tr[key]:.3f}" if tr else "-",
+            )
+        console.print(table)
+        for note in r["notes"]:
+            console.print(f"note: {escape(note)}")
+        written = r["heads_file"] or "nothing (stays zero-shot)"
+        console.print(f"topic heads written to {escape(written)}")
+    console.print(f"scores appended to {escape(topics['model_card'])}")
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path, typer.Option("--data", help="labelled CSV/TSV/JSONL file")],
+    text_col: Annotated[str, typer.Option("--text-col", help="column with the text")] = "text",
+    label_col: Annotated[str, typer.Option("--label-col", help="column with the label")] = "label",
+    task: Annotated[
+        str, typer.Option("--task", help="sentiment|complaint|urgency|topics")
+    ] = "sentiment",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score the configured classifier and the lexicon baseline on a labelled file."""
+    from pipeline.nlp.evaluate import evaluate, read_eval_file
+    from pipeline.nlp.lexicon import LexiconClassifier
+    from pipeline.nlp.taxonomy import load_taxonomy
+
+    cfg = state.cfg()
+    rows = read_eval_file(data, task=task, text_col=text_col, label_col=label_col)
+    kind = cfg.classifier.kind
+    classifier = registry.build_classifier(cfg)
+    path = cfg.resolve_path(cfg.classifier.taxonomy) if cfg.classifier.taxonomy else None
+    taxonomy = load_taxonomy(path)
+    classifiers = [classifier]
+    if kind != "lexicon":
+        classifiers.append(LexiconClassifier(taxonomy=taxonomy, products=cfg.classifier.products))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=err,
+        transient=True,
+    ) as bar:
+        tid = bar.add_task("classifying", total=len(rows) * len(classifiers))
+        result = evaluate(
+            data,
+            task=task,
+            text_col=text_col,
+            label_col=label_col,
+            classifiers=classifiers,
+            progress=lambda n: bar.advance(tid, n),
+            topic_names=[t.name for t in taxonomy],
+        )
+    if as_json:
+        _json(result.to_json())
+        return
+    console = _console()
+    names = list(result.results)
+    summary = Table(title=f"{task} on {escape(str(data))} ({result.n} rows)", title_justify="left")
+    summary.add_column("metric")
+    for name in names:
+        summary.add_column(escape(name), justify="right")
+    summary.add_row("accuracy", *(f"{result.results[n]['accuracy']:.3f}" for n in names))
+    summary.add_row("macro-F1", *(f"{result.results[n]['macro_f1']:.3f}" for n in names))
+    labels = result.results[names[0]]["labels"]
+    for label in labels:
+        summary.add_row(
+            f"{escape(label)} P/R/F1",
+            *(
+                "{precision:.2f}/{recall:.2f}/{f1:.2f}".format(
+                    **result.results[n]["per_class"][label]
+                )
+                for n in names
+            ),
+        )
+    console.print(summary)
+    for name in names:
+        matrix = Table(
+            title=f"confusion: {escape(name)} (rows gold, columns predicted)", title_justify="left"
+        )
+        matrix.add_column("gold \\ predicted")
+        for label in labels:
+            matrix.add_column(escape(label), justify="right")
+        for label, row in zip(labels, result.results[name]["confusion"], strict=True):
+            matrix.add_row(escape(label), *(str(v) for v in row))
+        console.print(matrix)
+
+
+@app.command()
 def bench(
     rows: Annotated[int, typer.Option("--rows", min=1, help="items to generate")] = 5000,
     sqlite_only: Annotated[bool, typer.Option("--sqlite-only", help="skip PostgreSQL")] = False,
@@ -1018,6 +1290,79 @@ def bench(
         sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(report.to_markdown() + "\n")
+
+
+@app.command()
+def classify(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help='texts, one per line, or JSONL with a "text" field (default: stdin)'),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input line")] = False,
+) -> None:
+    """Classify texts from a file or stdin with the configured classifier (streams; any size).
+
+    Every input line gives one result, in order; an empty or undecodable line gives an object
+    with an "error" field. Entities are shown with e-mail addresses and phone numbers redacted.
+    """
+    from pipeline.nlp.classify_io import classify_lines
+
+    cfg = state.cfg()
+    with err.status("loading the classifier", spinner="dots"):
+        classifier = registry.build_classifier(cfg)
+    chunk = max(cfg.classifier.batch_size * 4, 64)
+    lines = errors = 0
+    with _open_in(file) as stream:
+        for results in classify_lines(stream, classifier, chunk_lines=chunk):
+            if as_json:
+                sys.stdout.write(
+                    "".join(json.dumps(r, ensure_ascii=False) + "\n" for _, r in results)
+                )
+                sys.stdout.flush()
+            else:
+                out.print(_classify_table(results, header=lines == 0))
+            lines += len(results)
+            errors += sum(1 for _, r in results if "error" in r)
+    if not as_json:
+        err.print(
+            f"{lines} lines classified with {escape(classifier.version)}, {errors} errors "
+            "(lang*: a language the model does not cover; classified anyway)"
+        )
+
+
+@contextmanager
+def _open_in(path: Path | None) -> Iterator[BinaryIO]:
+    if path is None or str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        fh = path.open("rb")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})", hint="check the path") from e
+    with fh:
+        yield fh
+
+
+def _classify_table(results: Sequence[tuple[Any, dict[str, Any]]], *, header: bool) -> Table:
+    table = Table(show_header=header, box=None, pad_edge=False)
+    for name in ("line", "sentiment", "complaint", "urgency", "topics", "lang", "text"):
+        table.add_column(name, no_wrap=name != "text")
+    for line, r in results:
+        if "error" in r:
+            table.add_row(str(r["line"]), "[red]error[/]", "", "", "", "", escape(r["error"]))
+            continue
+        topics = " ".join(f"{k}:{v:.2f}" for k, v in r["topics"].items())
+        lang = (r["language"] or "?") + ("" if r["language_supported"] else "*")
+        table.add_row(
+            str(r["line"]),
+            r["sentiment"],
+            "yes" if r["is_complaint"] else "",
+            r["urgency"],
+            escape(topics),
+            escape(lang),
+            escape(_snippet(line.text or "", 70)),
+        )
+    return table
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -33,8 +33,11 @@ non-complaints and empty text; ``normal`` otherwise.
 **Topics**: taxonomy keywords (see ``config/taxonomy.yaml``); ``n`` distinct keywords of a topic
 matched score ``1 - 0.5**n``, and every topic scoring at least 0.5 (one keyword) is kept.
 
-**Entities** (offsets into ``item.text``, not the title): ``ORDER_ID`` (the identifier only,
-without "order no." or "#"), ``MONEY``, ``EMAIL``, ``PRODUCT`` (configured product names).
+**Entities** (offsets into ``item.text``, not the title), from
+:class:`~pipeline.nlp.entities.EntityExtractor`: ``ORDER_ID`` (the identifier only, without
+"order no." or "#"; also tracking numbers), ``TICKET``, ``MONEY``, ``EMAIL`` (the raw address,
+as lexicon-1 always stored it) and ``PRODUCT`` (configured product names). No ``DATE``: the
+baseline's entity set predates it, and a version's output should not drift.
 
 **Language**: the item's own ``language`` if it has one, else :func:`detect_languages`.
 ``language_supported`` is false when the language is known and not English; the item is still
@@ -53,9 +56,9 @@ from typing import Final
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from pipeline.items import Classification, Entity, Item, Sentiment, Urgency
+from pipeline.nlp.entities import EntityExtractor
 from pipeline.nlp.language import detect_languages
 from pipeline.nlp.normalize import clean_text
-from pipeline.nlp.pii import EMAIL_RE
 from pipeline.nlp.taxonomy import Topic, load_taxonomy
 
 __all__ = ["VERSION", "LexiconClassifier", "sentiment_probabilities"]
@@ -74,6 +77,7 @@ VADER_CHUNK_WORDS: Final = 100
 """VADER's cost grows with (words x sentiment words); longer texts are scored in chunks."""
 
 _F = re.IGNORECASE
+_ENTITY_LABELS: Final = ("ORDER_ID", "TICKET", "MONEY", "EMAIL", "PRODUCT")
 
 # --- urgency cues ---------------------------------------------------------------------------
 
@@ -292,31 +296,6 @@ _COMPLAINT_CUES: Final[tuple[tuple[str, float, str], ...]] = (
     ("zh_weak", _WEAK, r"慢|等了|取消|问题"),
 )
 
-# --- entities -------------------------------------------------------------------------------
-
-_ID_CORE = r"[A-Z]{0,3}\d[\d-]{2,}\d[A-Z]{0,3}"
-_ORDER_RE: Final = re.compile(
-    r"(?<![\w&])#(?P<a>[A-Z]{0,3}\d[\d-]{3,}\d[A-Z]{0,3})(?![\w-])"
-    r"|\b(?:order|orders|pesanan|pedido|commande|bestellung)(?![A-Za-z])\s*"
-    r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id|ref)?\s*[:#]?\s*(?P<b>" + _ID_CORE + r")(?![\w-])"
-    r"|订单(?:号|編號|编号)?\s*[:\uff1a#]?\s*(?P<c>" + _ID_CORE + r")(?![\w-])",
-    _F,
-)
-_CURRENCY_PREFIX = (
-    r"(?:US\$|S\$|A\$|C\$|HK\$|NT\$|R\$|RM|Rp\.?|USD|EUR|GBP|MYR|SGD|IDR|JPY|CNY|RMB|AUD|CAD|PHP"
-    r"|THB|INR|HKD|[$€£¥₹₱฿₩])"
-)
-_CURRENCY_SUFFIX = (
-    r"(?:USD|EUR|GBP|MYR|SGD|IDR|JPY|CNY|RMB|AUD|CAD|PHP|THB|INR|HKD|ringgit|rupiah|dollars?"
-    r"|bucks|euros?|pounds?|pesos?|yuan|baht|yen|[€元块])"
-)
-_AMOUNT = r"\d{1,3}(?:[,.]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
-_MONEY_RE: Final = re.compile(
-    r"(?<![A-Za-z0-9])" + _CURRENCY_PREFIX + r"\s?(?:" + _AMOUNT + r")(?![\d])"
-    r"|(?<![\w.,])(?:" + _AMOUNT + r")\s?" + _CURRENCY_SUFFIX + r"(?![A-Za-z])",
-    _F,
-)
-
 # --- helpers --------------------------------------------------------------------------------
 
 _REPEATS = re.compile(r"(\S)\1{4,}")
@@ -394,14 +373,6 @@ class _KeywordIndex:
         return found
 
 
-def _compile_products(products: Sequence[str]) -> re.Pattern[str] | None:
-    names = sorted({" ".join(p.split()) for p in products if p.strip()}, key=lambda p: (-len(p), p))
-    if not names:
-        return None
-    alternatives = "|".join(r"\s+".join(re.escape(w) for w in n.split()) for n in names)
-    return re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)", _F)
-
-
 def _chunks(words: list[str], size: int) -> Iterable[list[str]]:
     """Consecutive runs of at most ``size`` words, cut after a sentence end where possible."""
     start = 0
@@ -452,7 +423,7 @@ class LexiconClassifier:
         self._escalation = re.compile(_ESCALATION)
         self._repeated = re.compile(_REPEATED)
         self._topics = _KeywordIndex(self.taxonomy)
-        self._products = _compile_products(self.products)
+        self._entities = EntityExtractor(self.products, labels=_ENTITY_LABELS, reveal_pii=True)
 
     # -- the protocol --------------------------------------------------------------------
 
@@ -536,26 +507,8 @@ class LexiconClassifier:
         return dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def entities(self, text: str) -> list[Entity]:
-        """Order ids, amounts, e-mail addresses and product names, by position."""
-        found: list[Entity] = []
-        for m in _ORDER_RE.finditer(text):
-            group = m.lastgroup or "a"
-            found.append(Entity("ORDER_ID", m.group(group), m.start(group), m.end(group)))
-        for m in _MONEY_RE.finditer(text):
-            found.append(Entity("MONEY", m.group(), m.start(), m.end()))
-        for m in EMAIL_RE.finditer(text):
-            found.append(Entity("EMAIL", m.group(), m.start(), m.end()))
-        if self._products is not None:
-            for m in self._products.finditer(text):
-                found.append(Entity("PRODUCT", m.group(), m.start(), m.end()))
-        found.sort(key=lambda e: (e.start, -(e.end - e.start), e.label))
-        kept: list[Entity] = []
-        for entity in found:
-            # Overlaps: the earlier (then longer) entity wins ("€5" inside an e-mail, say).
-            if kept and entity.start < kept[-1].end:
-                continue
-            kept.append(entity)
-        return kept
+        """Order ids, tickets, amounts, e-mail addresses and product names, by position."""
+        return self._entities.extract_one(text)
 
     def _classify_one(self, item: Item, text: str, language: str | None) -> Classification:
         compound = self.compound(text)

@@ -7,12 +7,20 @@ two matches overlap:
   the Luhn check (so a random long number is left alone);
 - ``iban``: two letters, two check digits and 11-30 letters/digits (optionally in groups of four)
   whose mod-97 check is 1;
+- ``national_id``: a Malaysian MyKad number ``YYMMDD-PB-###G`` whose first six digits are a
+  real date (``900101-14-5678``; without dashes only right after "IC", "NRIC", "MyKad", "no. KP"
+  ...), a Singapore NRIC/FIN (``S1234567D``) whose check letter is right, and a 16-digit
+  Indonesian NIK right after "NIK" or "KTP";
+- ``bank_account``: 8-20 digits (in groups separated by one space or dash) only right after
+  words that introduce an account: "account", "acc no", "a/c", "akaun", "rekening", "no rek",
+  "cuenta", "银行账号" ... A bare long number is not called a bank account: too many order and
+  tracking numbers look the same;
 - ``email``: ``local@domain.tld`` (``+`` tags, dots, subdomains);
 - ``phone``: an optional ``+CC``, an optional ``(area)``, then digit groups separated by single
   spaces, dashes or dots, 8-15 digits in all. Not a phone: dates (``2026-11-23``, ``23.11.2026``),
   year ranges, amounts next to a currency (``RM 12345678``, ``15.000.000 rupiah``), numbers glued
-  to letters (``MY123456789SG``, ``#A12345``), and numbers right after "order", "invoice",
-  "tracking", "ticket" ... (``order 123-4567890``).
+  to letters (``MY123456789SG``, ``#A12345``, the tail of ``PP-MY-1234567890``), and numbers
+  right after "order", "invoice", "tracking", "ticket", "resi" ... (``order 123-4567890``).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Final
 
 __all__ = ["EMAIL_RE", "PII_KINDS", "find_pii", "redact"]
 
-PII_KINDS: Final = ("card", "iban", "email", "phone")
+PII_KINDS: Final = ("card", "iban", "national_id", "bank_account", "email", "phone")
 
 EMAIL_RE: Final = re.compile(
     r"(?<![\w.+%@-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
@@ -64,6 +72,30 @@ _REFERENCE_BEFORE: Final = re.compile(
     re.IGNORECASE,
 )
 _DIGIT_BEFORE: Final = re.compile(r"\d[.,/:-]?$")
+_LETTERS_BEFORE: Final = re.compile(r"[A-Za-z][-_/]$")
+"""``PP-MY-1234567890``, ``AWB/12345678``: the digits are the tail of an identifier."""
+
+_MYKAD_RE: Final = re.compile(r"(?<![\w-])(\d{2})(\d{2})(\d{2})-(\d{2})-(\d{4})(?![\w-])")
+_ID_WORD = r"(?:ic|i/c|nric|mykad|kad\s+pengenalan|k/?p|no\.?\s*k/?p)"
+_MYKAD_BARE_RE: Final = re.compile(
+    r"\b" + _ID_WORD + r"\s*(?:no\.?|number|num)?\s*[:#]?\s*"
+    r"(?P<id>(\d{2})(\d{2})(\d{2})(\d{2})(\d{4}))(?!\w)",
+    re.IGNORECASE,
+)
+_NRIC_RE: Final = re.compile(r"\b[STFG]\d{7}[A-Z]\b")
+_NIK_RE: Final = re.compile(
+    r"\b(?:nik|ktp|no\.?\s*ktp)\s*(?:no\.?)?\s*[:#]?\s*(?P<id>\d{16})(?!\w)", re.IGNORECASE
+)
+_BANK_ACCOUNT_RE: Final = re.compile(
+    r"(?:\b(?:bank\s+)?(?:account|acct|acc|a/c)\s*(?:no\.?|number|num|nr\.?|#)?"
+    r"|\b(?:no\.?\s*|nombor\s+|nomor\s+)?(?:akaun|rekening|rek\.?|norek)(?:\s+bank)?"
+    r"|\b(?:n[úu]mero\s+de\s+)?cuenta|\bclabe"
+    r"|银行账号|银行卡号|银行账户|账号|账户)"
+    r"(?:\s+(?:is|adalah|ialah|ni|nya|es))?\s*[:#]?\s*"
+    r"(?:[A-Za-z]{2,12}\s*[:-]?\s*)?"  # a bank's name in between: "rekening BCA 123..."
+    r"(?P<number>\d(?:[ -]?\d){7,19})(?![\w-])",
+    re.IGNORECASE,
+)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -84,6 +116,50 @@ def _iban_ok(compact: str) -> bool:
     rearranged = compact[4:] + compact[:4]
     number = "".join(str(int(ch, 36)) for ch in rearranged)
     return int(number) % 97 == 1
+
+
+def _real_date(yy: str, mm: str, dd: str) -> bool:
+    """``YYMMDD`` is a calendar date (any century; 29 Feb accepted)."""
+    month, day = int(mm), int(dd)
+    days = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    return 1 <= month <= 12 and 1 <= day <= days[month - 1]
+
+
+def _nric_ok(value: str) -> bool:
+    """Singapore NRIC (S/T) or FIN (F/G) check letter: weights 2765432, +4 for T and G."""
+    weights = (2, 7, 6, 5, 4, 3, 2)
+    total = sum(int(d) * w for d, w in zip(value[1:8], weights, strict=True))
+    prefix = value[0]
+    if prefix in "TG":
+        total += 4
+    letters = "JZIHGFEDCBA" if prefix in "ST" else "XWUTRQPNMLK"
+    return value[8] == letters[total % 11]
+
+
+def _national_ids(text: str) -> list[tuple[str, int, int]]:
+    found = []
+    for m in _MYKAD_RE.finditer(text):
+        if _real_date(m.group(1), m.group(2), m.group(3)):
+            found.append(("national_id", m.start(), m.end()))
+    for m in _MYKAD_BARE_RE.finditer(text):
+        if _real_date(m.group(2), m.group(3), m.group(4)):
+            found.append(("national_id", m.start("id"), m.end("id")))
+    for m in _NRIC_RE.finditer(text):
+        if _nric_ok(m.group()):
+            found.append(("national_id", m.start(), m.end()))
+    for m in _NIK_RE.finditer(text):
+        found.append(("national_id", m.start("id"), m.end("id")))
+    return found
+
+
+def _bank_accounts(text: str) -> list[tuple[str, int, int]]:
+    found = []
+    for m in _BANK_ACCOUNT_RE.finditer(text):
+        raw = m.group("number")
+        digits = sum(ch.isdigit() for ch in raw)
+        if 8 <= digits <= 20 and not _DATE_RE.fullmatch(raw):
+            found.append(("bank_account", m.start("number"), m.end("number")))
+    return found
 
 
 def _cards(text: str) -> list[tuple[str, int, int]]:
@@ -136,6 +212,8 @@ def _phones(text: str) -> list[tuple[str, int, int]]:
         before, after = text[max(0, start - 30) : start], text[end : end + 12]
         if _DIGIT_BEFORE.search(before) or (after[:1] in ",." and after[1:2].isdigit()):
             continue  # part of a longer number, amount or date
+        if _LETTERS_BEFORE.search(before):
+            continue  # the tail of an identifier such as PP-MY-1234567890
         if _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.search(after):
             continue
         if not raw.startswith(("+", "(")) and _REFERENCE_BEFORE.search(before):
@@ -147,10 +225,11 @@ def _phones(text: str) -> list[tuple[str, int, int]]:
 def find_pii(text: str) -> list[tuple[str, int, int]]:
     """Every piece of personal data in ``text`` as ``(kind, start, end)``, sorted by start.
 
-    Matches never overlap: cards, then IBANs, then e-mail addresses, then phone numbers win.
+    Matches never overlap; on overlap the earlier kind in :data:`PII_KINDS` wins (a Luhn-valid
+    card number after "account" is a card; a MyKad number is never a phone).
     """
     taken: list[tuple[str, int, int]] = []
-    for finder in (_cards, _ibans, _emails, _phones):
+    for finder in (_cards, _ibans, _national_ids, _bank_accounts, _emails, _phones):
         for kind, start, end in finder(text):
             if all(end <= s or start >= e for _, s, e in taken):
                 taken.append((kind, start, end))
@@ -158,8 +237,8 @@ def find_pii(text: str) -> list[tuple[str, int, int]]:
 
 
 def redact(text: str) -> str:
-    """``text`` with each piece of personal data replaced by ``[card]``, ``[iban]``,
-    ``[email]`` or ``[phone]``."""
+    """``text`` with each piece of personal data replaced by its kind in brackets: ``[card]``,
+    ``[iban]``, ``[national_id]``, ``[bank_account]``, ``[email]`` or ``[phone]``."""
     spans = find_pii(text)
     if not spans:
         return text

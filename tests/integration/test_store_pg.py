@@ -184,6 +184,9 @@ def _wait_for_advisory_lock_waiter(url: str) -> bool:
                 ).scalar_one()
                 if waiting:
                     return True
+                # pg_stat_activity is a snapshot taken once per transaction: end it so the next
+                # poll sees the worker start waiting (polling inside one transaction never did).
+                conn.rollback()
                 threading.Event().wait(0.005)
     finally:
         engine.dispose()

@@ -66,3 +66,41 @@ def test_fediverse_handle_is_not_an_email() -> None:
         redact("@ParcelPeakHelp@mastodon.example help") == "@ParcelPeakHelp@mastodon.example help"
     )
     assert redact("mail jane@mastodon.example") == "mail [email]"
+
+
+MORE: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parents[1] / "data" / "nlp_b" / "pii_more_cases.yaml").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("case", MORE["redact"], ids=lambda c: c["text"][:40])
+def test_redacts_ids_and_accounts(case: dict[str, str]) -> None:
+    assert redact(case["text"]) == case["expect"]
+
+
+@pytest.mark.parametrize("text", MORE["keep"])
+def test_keeps_tracking_and_reference_numbers(text: str) -> None:
+    assert find_pii(text) == []
+
+
+def test_mykad_is_a_national_id_not_a_phone() -> None:
+    text = "IC 900101-14-5678 or phone 012-345 6789"
+    assert [(kind, text[s:e]) for kind, s, e in find_pii(text)] == [
+        ("national_id", "900101-14-5678"),
+        ("phone", "012-345 6789"),
+    ]
+
+
+def test_mykad_needs_a_real_birth_date() -> None:
+    # Month 13 is no date: the shape alone does not make a national id.
+    assert [kind for kind, _, _ in find_pii("IC 901301-14-5678")] != ["national_id"]
+
+
+def test_bare_long_number_is_not_a_bank_account() -> None:
+    # Without a word that introduces an account, a long number stays (orders, tracking).
+    assert find_pii("ref 1234567890123 please") == []
+    assert redact("account 1234567890123") == "account [bank_account]"
+
+
+def test_card_after_account_word_is_a_card() -> None:
+    assert redact("account no 4111 1111 1111 1111") == "account no [card]"

@@ -1,0 +1,402 @@
+"""Entities in customer text: order and ticket numbers, products, money, dates, PII kinds.
+
+What an agent needs to act on a message without reading it twice: which order, which ticket,
+which product, how much money, since when. Labels:
+
+- ``ORDER_ID``: order numbers (``order 123-4567890``, ``Order#B99999``, ``#A12345``,
+  ``订单号 12345``) and parcel tracking numbers (``PP-MY-1234567``, ``MY123456789SG`` with a
+  valid UPU check digit, ``1Z...`` UPS, or any id after "tracking", "AWB", "resi", "运单号").
+  The entity is the identifier only, without the "order no." or "#" in front of it.
+- ``TICKET``: support tickets and case references (``ticket #88231``, ``case no. 5512``,
+  ``aduan 12345``, ``工单 98765``).
+- ``PRODUCT``: the configured product names, case-insensitive, any spacing between the words
+  of a multi-word name, also inside Chinese/Japanese/Korean text where there are no spaces
+  (``我的HeatMax 3000坏了``).
+- ``MONEY``: an amount with a currency before or after it (``$12.99``, ``RM 45``,
+  ``Rp 150.000``, ``¥300``, ``12,50 €``, ``300元``).
+- ``DATE``: dates and relative times: ``12/03``, ``2026-11-23``, ``March 3rd``, ``3 Mac``,
+  ``yesterday``, ``3 days ago``, ``last week``, ``3 hari``, ``semalam``, ``hace 3 días``,
+  ``昨天``, ``3天前``, ``11月3日``.
+- ``EMAIL`` and ``PHONE``: found by :mod:`pipeline.nlp.pii`; their ``text`` is the redaction
+  placeholder (``[email]``), never the address or number, unless the caller asks for raw
+  values. Other PII (cards, IBANs, national ids, bank accounts) is never an entity, and any
+  other entity that overlaps PII is dropped, so no personal data leaks out through an entity.
+
+How: spaCy does the word-level part. One blank pipeline per language (``spacy.blank(code)``,
+or ``"xx"``, see :data:`_SPACY_LANGS`), built once per process, with an ``EntityRuler``
+holding token patterns for dates written in words ("three days ago", "dua minggu lepas",
+"el lunes pasado"); texts go through ``nlp.pipe`` in batches, grouped by language.
+Identifiers, money, numeric and CJK dates and product names are regular expressions over the
+raw text: spaCy's tokenisers differ by language
+("#A12345" is two tokens in English and one in Malay, "Order#B99999" is one token everywhere,
+unspaced Chinese is one token in "xx"), and an entity that is part of a token cannot be a spaCy
+span at all. Offsets are always into the text as given.
+
+When two entities overlap, PII wins; otherwise the earlier one, then the longer one, then
+TICKET before ORDER_ID before MONEY before DATE before PRODUCT.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from pipeline.items import Entity
+from pipeline.nlp.pii import find_pii
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+__all__ = ["LABELS", "PII_LABELS", "EntityExtractor", "compile_products"]
+
+LABELS: Final = ("ORDER_ID", "TICKET", "PRODUCT", "MONEY", "DATE", "EMAIL", "PHONE")
+PII_LABELS: Final = {"email": "EMAIL", "phone": "PHONE"}
+"""PII kinds that are also entities (as placeholders); the others are only redacted."""
+
+_F = re.IGNORECASE
+_CJK: Final = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+# "A letter or digit that is not CJK": product names and words need this as a boundary, while
+# a CJK character next to a Latin product name ("我的HeatMax") is not part of it.
+_WORDCHAR = r"[^\W" + _CJK + r"]"
+
+# --- identifiers -----------------------------------------------------------------------------
+
+_ID_CORE = r"[A-Z]{0,3}\d[\d-]{2,}\d[A-Z]{0,3}"
+_ORDER_RE: Final = re.compile(
+    r"(?<![\w&])#(?P<a>[A-Z]{0,3}\d[\d-]{3,}\d[A-Z]{0,3})(?![\w-])"
+    r"|\b(?:order|orders|pesanan|pedido|commande|bestellung)(?![A-Za-z])\s*"
+    r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id|ref)?\s*[:#]?\s*(?P<b>" + _ID_CORE + r")(?![\w-])"
+    r"|订单(?:号|編號|编号)?\s*[:\uff1a#]?\s*(?P<c>" + _ID_CORE + r")(?![\w-])",
+    _F,
+)
+_TRACKING_RE: Final = re.compile(
+    r"(?:\b(?:tracking|track|awb|airway\s+bill|consignment|waybill|resi|no\.?\s*resi"
+    r"|seguimiento|guía)(?![A-Za-z])\s*(?:no\.?|number|num|id|code|#)?\s*[:#]?\s*"
+    r"|(?:运单号|快递单号|物流单号)\s*[:\uff1a#]?\s*)"
+    r"(?P<a>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9]|-(?=[A-Z0-9])){5,34})(?![\w-])"
+    r"|(?<![\w-])(?P<b>[A-Z]{2,4}-[A-Z]{2}-\d{6,14})(?![\w-])"  # PP-MY-1234567
+    r"|(?<![\w-])(?P<c>1Z[0-9A-Z]{16})(?![\w-])",  # UPS
+    _F,
+)
+_S10_RE: Final = re.compile(r"(?<![\w-])[A-Z]{2}\d{9}[A-Z]{2}(?![\w-])")
+"""UPU S10 item ids (``MY123456789SG``): accepted when the check digit is right."""
+_TICKET_RE: Final = re.compile(
+    r"(?:\b(?:ticket|tickets|case|ref|reference|complaint|incident|request|tiket|aduan|kes"
+    r"|caso|reclamo|reclamaci[óo]n|solicitud)(?![A-Za-z])\s*"
+    r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id)?\s*[:#]?\s*#?"
+    r"|(?:工单|投诉单|工单号|案例号)(?:号)?\s*[:\uff1a#]?\s*)"
+    r"(?P<id>[A-Z]{0,4}-?\d[\d-]{2,}\d[A-Z]{0,3})(?![\w-])",
+    _F,
+)
+
+# --- money -----------------------------------------------------------------------------------
+
+_CURRENCY_PREFIX = (
+    r"(?:US\$|S\$|A\$|C\$|HK\$|NT\$|R\$|RM|Rp\.?|USD|EUR|GBP|MYR|SGD|IDR|JPY|CNY|RMB|AUD|CAD|PHP"
+    r"|THB|INR|HKD|[$€£¥₹₱฿₩])"
+)
+_CURRENCY_SUFFIX = (
+    r"(?:USD|EUR|GBP|MYR|SGD|IDR|JPY|CNY|RMB|AUD|CAD|PHP|THB|INR|HKD|ringgit|rupiah|dollars?"
+    r"|bucks|euros?|pounds?|pesos?|yuan|baht|yen|[€元块])"
+)
+_AMOUNT = r"\d{1,3}(?:[,.]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+_MONEY_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9])" + _CURRENCY_PREFIX + r"\s?(?:" + _AMOUNT + r")(?![\d])"
+    r"|(?<![\w.,])(?:" + _AMOUNT + r")\s?" + _CURRENCY_SUFFIX + r"(?![A-Za-z])",
+    _F,
+)
+
+# --- dates (the parts a regex does better than tokens) ---------------------------------------
+
+_ZH_NUM = r"(?:\d+|[一二两三四五六七八九十半几]+)"
+_DATE_RE: Final = re.compile(
+    r"(?<![\w/.-])(?:"
+    r"\d{4}-\d{1,2}-\d{1,2}"  # 2026-11-23
+    r"|\d{1,2}[/.]\d{1,2}[/.](?:\d{4}|\d{2})"  # 23/11/2026, 23.11.26
+    r"|(?P<dm>\d{1,2})/(?P<mm>\d{1,2})"  # 12/03 (checked below)
+    r")(?![\w/.-]|\.\d)"
+    # Chinese: 昨天, 上周, 3天前, 两个星期, 11月3日, 星期一
+    r"|(?:大前天|前天|昨天|昨晚|今天|今早|今晚|明天|后天|上周|上个?星期|上个?月|这周|本周|去年"
+    r"|" + _ZH_NUM + r"\s?(?:天|日|个月|個月|周|個星期|个星期|星期|小时|小時)(?:前|以前|了)?"
+    r"|\d{1,2}月\d{1,2}[日号號]|\d{4}年\d{1,2}月(?:\d{1,2}[日号號])?"
+    r"|(?:星期|周|礼拜)[一二三四五六日天])",
+)
+
+# --- dates in words: spaCy token patterns ----------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    """Word lists are written as one string per language group: easier to read and extend."""
+    return text.split()
+
+
+_NUMBER_WORDS: Final = _words(
+    "a an one two three four five six seven eight nine ten eleven twelve few couple several"
+    " satu dua tiga empat lima enam tujuh lapan delapan sembilan sepuluh beberapa"
+    " un una uno dos tres cuatro cinco seis siete ocho nueve diez unos unas varios"
+)
+_UNITS: Final = _words(
+    "day days week weeks month months year years hour hours minute minutes mins hrs"
+    " hari minggu bulan tahun jam minit menit"
+    " día días dia dias semana semanas mes meses año años hora horas minutos"
+)
+_WEEKDAYS: Final = _words(
+    "monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs"
+    " fri sat sun isnin selasa rabu khamis jumaat sabtu ahad senin kamis jumat minggu"
+    " lunes martes miércoles miercoles jueves viernes sábado sabado domingo"
+)
+_MONTHS: Final = _words(
+    "january february march april may june july august september october november december"
+    " jan feb mar apr jun jul aug sep sept oct nov dec"
+    " januari februari mac april mei jun julai ogos oktober disember maret juni juli agustus"
+    " desember enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre"
+    " noviembre diciembre"
+)
+_SINGLE_DAY_WORDS: Final = _words(
+    "yesterday today tonight tomorrow semalam kelmarin kemarin semalem tadi esok besok"
+    " ayer anteayer anoche hoy"
+)
+_ORDINAL = r"^\d{1,2}(?:st|nd|rd|th)?$"
+
+
+def _date_patterns() -> list[dict[str, Any]]:
+    """EntityRuler patterns for dates written in words (en, ms/id, es); shared by languages."""
+    num: dict[str, Any] = {"LOWER": {"REGEX": r"^(?:\d+|" + "|".join(_NUMBER_WORDS) + r")$"}}
+    unit: dict[str, Any] = {"LOWER": {"IN": _UNITS}}
+    weekday: dict[str, Any] = {"LOWER": {"IN": _WEEKDAYS}}
+    month: dict[str, Any] = {"LOWER": {"IN": _MONTHS}}
+    day: dict[str, Any] = {"LOWER": {"REGEX": _ORDINAL}}
+    period: dict[str, Any] = {"LOWER": {"IN": ["week", "month", "year", "weekend", "night"]}}
+    patterns: list[list[dict[str, Any]]] = [
+        [{"LOWER": {"IN": _SINGLE_DAY_WORDS}}],
+        [{"LOWER": "last"}, {"LOWER": "night"}],
+        [
+            {"LOWER": {"IN": ["hari", "minggu", "bulan"]}},
+            {"LOWER": {"IN": ["ini", "lepas", "lalu"]}},
+        ],
+        [{"LOWER": {"IN": ["last", "this", "next", "past"]}}, period],
+        [{"LOWER": {"IN": ["last", "this", "next", "on"]}}, weekday],
+        [weekday],
+        [{"LOWER": "the"}, {"LOWER": "other"}, {"LOWER": "day"}],
+        # 3 days ago, two weeks ago, 3 hari lepas, 3 hari yang lalu, 3 days
+        [num, unit, {"LOWER": {"IN": ["ago", "lepas", "lalu", "back"]}}],
+        [num, unit, {"LOWER": "yang"}, {"LOWER": "lalu"}],
+        [num, unit],
+        [{"LOWER": {"IN": ["a", "one"]}}, {"LOWER": {"IN": ["week", "month", "year"]}}],
+        # hace 3 días, hace una semana; el lunes pasado; la semana pasada
+        [{"LOWER": "hace"}, num, unit],
+        [{"LOWER": "hace"}, unit],
+        [
+            {"LOWER": {"IN": ["el", "la"]}},
+            {"LOWER": {"IN": [*_WEEKDAYS, "semana", "mes"]}},
+            {"LOWER": {"IN": ["pasado", "pasada"]}},
+        ],
+        # March 3rd, March 3, 2026 / 3 March, 3rd of March / 3 de marzo
+        [month, day],
+        [month, day, {"ORTH": ",", "OP": "?"}, {"LOWER": {"REGEX": r"^(?:19|20)\d\d$"}}],
+        [day, month],
+        [day, month, {"LOWER": {"REGEX": r"^(?:19|20)\d\d$"}}],
+        [day, {"LOWER": "of"}, month],
+        [day, {"LOWER": "de"}, month],
+    ]
+    return [{"label": "DATE", "pattern": p} for p in patterns]
+
+
+# --- products ------------------------------------------------------------------------------
+
+
+def compile_products(products: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for all product names, longest first; ``None`` if none.
+
+    Words of a name may be separated by any whitespace ("HeatMax  3000"). A name must not be
+    glued to other Latin letters or digits ("Blendr" is not found in "Blendrs"), but may touch
+    CJK characters, which have no spaces between words.
+    """
+    names = sorted({" ".join(p.split()) for p in products if p.strip()}, key=lambda p: (-len(p), p))
+    if not names:
+        return None
+    alternatives = "|".join(_name_pattern(n) for n in names)
+    return re.compile(r"(?<!" + _WORDCHAR + r")(?:" + alternatives + r")(?!" + _WORDCHAR + r")", _F)
+
+
+def _name_pattern(name: str) -> str:
+    # Between two words of a name: one or more spaces in Latin text; optional where a word
+    # starts or ends in CJK, which is written without spaces.
+    words = name.split()
+    out = [re.escape(words[0])]
+    for prev, word in itertools.pairwise(words):
+        cjk_edge = re.search("[" + _CJK + "]", prev[-1] + word[0]) is not None
+        out.append((r"\s*" if cjk_edge else r"\s+") + re.escape(word))
+    return "".join(out)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _s10_ok(value: str) -> bool:
+    digits = [int(d) for d in value[2:10]]
+    check = int(value[10])
+    total = sum(d * w for d, w in zip(digits, (8, 6, 4, 2, 3, 5, 9, 7), strict=True))
+    expected = 11 - total % 11
+    expected = 5 if expected == 11 else 0 if expected == 10 else expected
+    return check == expected
+
+
+def _primary(language: str | None) -> str:
+    if not language:
+        return "xx"
+    return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower() or "xx"
+
+
+_SPACY_LANGS: Final = frozenset(
+    {"en", "es", "fr", "de", "pt", "it", "nl", "tl", "zh", "ca", "da", "sv", "nb"}
+)
+"""Languages whose blank spaCy pipeline is used; the rest use ``"xx"``. That covers ja, ko, th
+and vi (their tokenizers need extra packages) and also ms and id: their blank pipelines load
+large tokenizer-exception tables (1-2.6 s each) and tokenise these patterns the same as "xx"."""
+
+_pipelines: dict[str, Language] = {}
+_pipelines_lock = threading.Lock()
+
+
+def _pipeline(code: str) -> Language:
+    """The blank pipeline + date EntityRuler for ``code``, built once per process."""
+    key = code if code in _SPACY_LANGS else "xx"
+    nlp = _pipelines.get(key)
+    if nlp is not None:
+        return nlp
+    with _pipelines_lock:
+        nlp = _pipelines.get(key)
+        if nlp is None:
+            import spacy
+
+            nlp = spacy.blank(key)
+            ruler = nlp.add_pipe("entity_ruler", config={"validate": True})
+            ruler.add_patterns(_date_patterns())  # type: ignore[attr-defined]
+            _pipelines[key] = nlp
+    return nlp
+
+
+class EntityExtractor:
+    """Finds :data:`LABELS` entities in many texts at once (see the module docstring).
+
+    ``labels`` restricts the output to some labels; ``reveal_pii`` puts the raw e-mail address
+    or phone number into ``Entity.text`` instead of ``[email]``/``[phone]`` (for code that
+    already holds the raw text and needs the value, never for display).
+    """
+
+    def __init__(
+        self,
+        products: Sequence[str] = (),
+        *,
+        labels: Iterable[str] | None = None,
+        reveal_pii: bool = False,
+    ) -> None:
+        self.labels = frozenset(LABELS if labels is None else labels)
+        unknown = sorted(self.labels - set(LABELS))
+        if unknown:
+            raise ValueError(f"unknown entity labels {unknown}; valid: {', '.join(LABELS)}")
+        self.reveal_pii = reveal_pii
+        self._products = compile_products(products)
+
+    def extract(
+        self, texts: Sequence[str], languages: Sequence[str | None] | None = None
+    ) -> list[list[Entity]]:
+        """Entities per text, in text order; ``languages`` (ISO 639-1 or None) picks the
+        tokenizer. Never raises on odd text."""
+        langs: Sequence[str | None] = languages if languages is not None else [None] * len(texts)
+        if len(langs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(langs)} languages")
+        word_dates: list[list[Entity]] = [[] for _ in texts]
+        if "DATE" in self.labels:
+            groups: dict[str, list[int]] = {}
+            for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
+                if text and any(ch.isalpha() for ch in text):
+                    groups.setdefault(_primary(lang), []).append(i)
+            for code, indexes in sorted(groups.items()):
+                nlp = _pipeline(code)
+                docs = nlp.pipe((texts[i] for i in indexes), batch_size=256)
+                for i, doc in zip(indexes, docs, strict=True):
+                    word_dates[i] = [
+                        Entity("DATE", e.text, e.start_char, e.end_char) for e in doc.ents
+                    ]
+        return [
+            self._extract_one(text, dates) for text, dates in zip(texts, word_dates, strict=True)
+        ]
+
+    def extract_one(self, text: str, language: str | None = None) -> list[Entity]:
+        """:meth:`extract` for a single text."""
+        return self.extract([text], [language])[0]
+
+    def _extract_one(self, text: str, word_dates: list[Entity]) -> list[Entity]:
+        if not text:
+            return []
+        pii = find_pii(text)
+        found: list[Entity] = []
+        want = self.labels
+        if "ORDER_ID" in want:
+            for m in _ORDER_RE.finditer(text):
+                group = m.lastgroup or "a"
+                found.append(Entity("ORDER_ID", m.group(group), m.start(group), m.end(group)))
+            for m in _TRACKING_RE.finditer(text):
+                group = m.lastgroup or "a"
+                found.append(Entity("ORDER_ID", m.group(group), m.start(group), m.end(group)))
+            for m in _S10_RE.finditer(text):
+                if _s10_ok(m.group()):
+                    found.append(Entity("ORDER_ID", m.group(), m.start(), m.end()))
+        if "TICKET" in want:
+            for m in _TICKET_RE.finditer(text):
+                found.append(Entity("TICKET", m.group("id"), m.start("id"), m.end("id")))
+        if "MONEY" in want:
+            for m in _MONEY_RE.finditer(text):
+                found.append(Entity("MONEY", m.group(), m.start(), m.end()))
+        if "DATE" in want:
+            found.extend(word_dates)
+            for m in _DATE_RE.finditer(text):
+                if m.group("dm") is not None and not _day_month_ok(m.group("dm"), m.group("mm")):
+                    continue
+                found.append(Entity("DATE", m.group(), m.start(), m.end()))
+        if "PRODUCT" in want and self._products is not None:
+            for m in self._products.finditer(text):
+                found.append(Entity("PRODUCT", m.group(), m.start(), m.end()))
+        return _resolve(text, found, pii, want, reveal=self.reveal_pii)
+
+
+def _day_month_ok(first: str, second: str) -> bool:
+    """``12/03`` is a date when one part can be a month and both can be a day; not ``24/7``."""
+    a, b = int(first), int(second)
+    if (a, b) == (24, 7):
+        return False
+    return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
+
+
+_PRIORITY: Final = {"TICKET": 0, "ORDER_ID": 1, "MONEY": 2, "DATE": 3, "PRODUCT": 4}
+"""Equal spans: "ticket #88231" is a ticket although "#88231" alone reads as an order."""
+
+
+def _resolve(
+    text: str,
+    found: list[Entity],
+    pii: list[tuple[str, int, int]],
+    want: frozenset[str],
+    *,
+    reveal: bool,
+) -> list[Entity]:
+    """PII first; then earlier, then longer entities win; nothing overlaps personal data."""
+    kept: list[Entity] = []
+    for kind, start, end in pii:
+        label = PII_LABELS.get(kind)
+        if label in want:
+            kept.append(Entity(label, text[start:end] if reveal else f"[{kind}]", start, end))
+    taken = [(s, e) for _, s, e in pii]
+    found.sort(key=lambda e: (e.start, -(e.end - e.start), _PRIORITY.get(e.label, 9)))
+    for entity in found:
+        if any(entity.start < e and s < entity.end for s, e in taken):
+            continue
+        kept.append(entity)
+        taken.append((entity.start, entity.end))
+    kept.sort(key=lambda e: (e.start, e.end, e.label))
+    return kept

@@ -1,0 +1,427 @@
+"""``model``: trained heads on frozen sentence encoders, the default classifier.
+
+Per batch of items:
+
+1. **Text**: title + text, cleaned (:func:`~pipeline.nlp.normalize.clean_text`); the encoders
+   read the first 256 tokens.
+2. **Language**: the item's own ``language``, else offline detection
+   (:func:`~pipeline.nlp.language.detect_languages`).
+3. **Route**: each text goes to one encoder by language. The shipped routing
+   (``pipeline/models/manifest.json``, chosen from the measurements in the model card) is
+   written there; ``classifier.encoder`` can force one encoder for every language.
+4. **Heads** (:mod:`pipeline.nlp.heads`) turn each embedding into calibrated sentiment,
+   complaint and urgency probabilities; one encoder pass feeds all three and the topics.
+5. **Urgency** is the head's label, raised to ``high`` by the lexicon's explicit cues (legal
+   threats and safety always; churn intent, public escalation and repeated contact unless the
+   text is positive). The silver urgency labels are weak; a written-out "I will see you in
+   court" must never be missed because a linear head had not seen those words.
+6. **Topics** come from :class:`~pipeline.nlp.topics.TopicScorer` (embedding prototypes of the
+   taxonomy), plus the per-topic heads ``careradar train --task topics`` wrote into
+   ``models_dir`` for that encoder and taxonomy when there are any
+   (:meth:`~pipeline.nlp.topics.TopicScorer.load_if_present`); **entities** from
+   :class:`~pipeline.nlp.entities.EntityExtractor` (offsets into ``item.text``).
+7. **language_supported** is false when the detected language is neither trained nor
+   measured for these heads (the manifest's ``languages``); the item is classified anyway.
+
+Optionally ``classifier.sequence_model`` names a local transformers sequence-classification
+model (directory or cached hub id); its labels replace the sentiment head's when they map onto
+negative/neutral/positive.
+
+``version`` is ``model-1+<hash>``, the hash covering encoders, head weights, routing, taxonomy,
+products, the topic heads file (or ``zero-shot``) per encoder and the sequence model, so any
+change - including training topics - re-classifies stored items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import numpy as np
+
+from pipeline.errors import ConfigError
+from pipeline.items import Classification, Entity, Item, Sentiment, Urgency
+from pipeline.nlp.encoders import Encoder, load_encoder
+from pipeline.nlp.heads import LinearHead
+from pipeline.nlp.language import detect_languages
+from pipeline.nlp.lexicon import LexiconClassifier
+from pipeline.nlp.normalize import clean_text
+from pipeline.nlp.taxonomy import Topic, load_taxonomy
+
+if TYPE_CHECKING:
+    from pipeline.nlp.topics import TopicScorer
+
+__all__ = [
+    "HEAD_TASKS",
+    "VERSION",
+    "Manifest",
+    "ModelClassifier",
+    "default_models_dir",
+    "heads_key",
+    "load_manifest",
+    "resolve_routes",
+    "topic_heads_path",
+]
+
+VERSION: Final = "model-1"
+HEAD_TASKS: Final = ("sentiment", "complaint", "urgency")
+ANALYSIS_MAX_CHARS: Final = 4_000
+MANIFEST: Final = "manifest.json"
+MANIFEST_FORMAT: Final = "careradar-models-1"
+
+
+def default_models_dir() -> Path:
+    """The heads that ship inside the package (``pipeline/models``)."""
+    return Path(str(resources.files("pipeline").joinpath("models")))
+
+
+def heads_key(encoder_name: str) -> str:
+    """Directory of an encoder's heads: int8 and fp32 MiniLM share the fp32-trained heads."""
+    return encoder_name.removesuffix("-int8")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Which encoder serves which language, and which languages the heads are measured on."""
+
+    routes: dict[str, str]  # language code or "*" -> encoder name
+    languages: frozenset[str]
+
+    def route(self, language: str | None) -> str:
+        return self.routes.get(language or "", self.routes["*"])
+
+
+def load_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    hint = "run `careradar train` to write it, or point classifier.models_dir at a trained folder"
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: models manifest not found", hint=hint) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read models manifest: {exc}", hint=hint) from exc
+    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+        raise ConfigError(f"{path}: not a {MANIFEST_FORMAT} file", hint=hint)
+    routes = {str(k): str(v) for k, v in dict(document.get("routes", {})).items()}
+    if "*" not in routes:
+        raise ConfigError(f"{path}: routes needs a '*' entry (the default encoder)", hint=hint)
+    return Manifest(routes, frozenset(str(x) for x in document.get("languages", [])))
+
+
+def resolve_routes(
+    routes: dict[str, str], encoder: str = "auto", quantize: bool = False
+) -> dict[str, str]:
+    """The routes the classifier really uses: the manifest's, or ``encoder`` for every language,
+    with MiniLM swapped for its int8 or fp32 variant as ``quantize`` says. ``careradar train
+    --task topics`` calls this too, so it trains topic heads for exactly these encoders."""
+    chosen = dict(routes) if encoder == "auto" else {"*": encoder}
+    if quantize:
+        return {k: "minilm-int8" if v == "minilm" else v for k, v in chosen.items()}
+    return {k: "minilm" if v == "minilm-int8" else v for k, v in chosen.items()}
+
+
+def topic_heads_path(models_dir: Path, encoder: Encoder, taxonomy: Sequence[Topic]) -> Path:
+    """Where trained topic heads for ``encoder`` and ``taxonomy`` live in ``models_dir``.
+
+    The same path as :meth:`TopicScorer.heads_path <pipeline.nlp.topics.TopicScorer.heads_path>`
+    (which is called, so the naming stays in one place), without building a scorer: that
+    embeds every example phrase of the taxonomy, seconds of work the classifier skips at
+    start-up when no heads were trained.
+    """
+    from pipeline.nlp.topics import TopicScorer, taxonomy_digest
+
+    probe = SimpleNamespace(encoder=encoder, digest=taxonomy_digest(taxonomy))
+    return TopicScorer.heads_path(cast("TopicScorer", probe), models_dir)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def _primary(language: str | None) -> str | None:
+    if not language:
+        return None
+    return language.strip().lower().replace("_", "-").split("-", 1)[0] or None
+
+
+class _SequenceSentiment:
+    """A local transformers sequence-classification model used for sentiment."""
+
+    def __init__(self, source: str) -> None:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        import transformers
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        try:
+            self._tokenizer: Any = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            model: Any = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=True
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"classifier.sequence_model: cannot load {source!r} offline: {exc}",
+                hint="use a local directory saved with save_pretrained(), or a hub id already "
+                "in the local Hugging Face cache",
+            ) from exc
+        model.eval()
+        self._model = model
+        self._torch = torch
+        id2label: dict[int, str] = dict(model.config.id2label)
+        self.mapping: dict[int, Sentiment] = {}
+        for index, raw in id2label.items():
+            name = str(raw).lower()
+            for sentiment, cues in (
+                (Sentiment.NEGATIVE, ("neg", "label_0")),
+                (Sentiment.NEUTRAL, ("neu", "label_1")),
+                (Sentiment.POSITIVE, ("pos", "label_2")),
+            ):
+                if any(name.startswith(c) for c in cues):
+                    self.mapping[int(index)] = sentiment
+        if set(self.mapping.values()) != set(Sentiment):
+            raise ConfigError(
+                f"classifier.sequence_model {source!r}: labels {sorted(id2label.values())} do "
+                "not map onto negative/neutral/positive",
+                hint="its config.json id2label needs labels starting with neg, neu and pos",
+            )
+        digest = hashlib.sha256(source.encode())
+        for name, param in sorted(model.state_dict().items())[:4]:
+            digest.update(name.encode())
+            digest.update(param.detach().float().numpy().tobytes()[:4096])
+        self.fingerprint = digest.hexdigest()[:8]
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """``(N, 3)`` probabilities in negative/neutral/positive order, length-bucketed."""
+        torch = self._torch
+        out = np.zeros((len(texts), 3), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        columns = {s: i for i, s in enumerate(Sentiment)}
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self._tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=256,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                proba = torch.softmax(self._model(**enc).logits.float(), dim=-1).numpy()
+            for j, row in zip(idx, proba, strict=True):
+                for k, sentiment in self.mapping.items():
+                    out[j, columns[sentiment]] += row[k]
+        return out
+
+
+class ModelClassifier:
+    """Trained heads on frozen encoders; see the module docstring for the steps."""
+
+    version = VERSION
+
+    def __init__(
+        self,
+        *,
+        taxonomy: Sequence[Topic] | None = None,
+        products: Sequence[str] = (),
+        models_dir: Path | None = None,
+        encoder: str = "auto",
+        quantize: bool = False,
+        sequence_model: str | None = None,
+        topic_threshold: float | None = None,
+    ) -> None:
+        self.models_dir = models_dir or default_models_dir()
+        self.manifest = load_manifest(self.models_dir)
+        self.taxonomy: tuple[Topic, ...] = tuple(load_taxonomy() if taxonomy is None else taxonomy)
+        self.products = tuple(products)
+        routes = resolve_routes(self.manifest.routes, encoder, quantize)
+        self.routes = routes
+        self._encoders: dict[str, Encoder] = {}
+        self._heads: dict[str, dict[str, LinearHead]] = {}
+        for name in sorted(set(routes.values())):
+            enc = load_encoder(name)
+            heads = {t: LinearHead.load(self.models_dir / heads_key(name), t) for t in HEAD_TASKS}
+            for head in heads.values():
+                if head.dim != enc.dim or heads_key(head.encoder) != heads_key(name):
+                    raise ConfigError(
+                        f"{self.models_dir / heads_key(name)}: {head.task} head was trained on "
+                        f"{head.encoder!r} ({head.dim} dims), not on encoder {name!r}",
+                        hint="retrain with `careradar train` for this encoder",
+                    )
+            self._encoders[name] = enc
+            self._heads[name] = heads
+        self._lexicon = LexiconClassifier(taxonomy=self.taxonomy, products=self.products)
+        self._topic_threshold = topic_threshold
+        self._topics: dict[str, TopicScorer] = {}
+        self._topic_heads = self._load_topic_heads()
+        self._entities: Any = None
+        self._sequence = _SequenceSentiment(sequence_model) if sequence_model else None
+        self.version = self._version()
+
+    def _load_topic_heads(self) -> dict[str, str]:
+        """Encoder -> digest of its trained topic heads file, or ``"zero-shot"``.
+
+        A scorer with heads is built now rather than on first use: a heads file for another
+        encoder or taxonomy, or a broken one, fails at start-up with a readable error, and the
+        version describes exactly the weights that were loaded. Without heads the scorer stays
+        lazy (building it embeds the taxonomy).
+        """
+        found: dict[str, str] = {}
+        for name, enc in self._encoders.items():
+            found[name] = "zero-shot"
+            if not topic_heads_path(self.models_dir, enc, self.taxonomy).is_file():
+                continue
+            scorer = self._topic_scorer(name)
+            if scorer.load_if_present(self.models_dir):
+                found[name] = _file_digest(scorer.heads_path(self.models_dir))
+        return found
+
+    # -- version ---------------------------------------------------------------------------------
+
+    def _version(self) -> str:
+        parts: list[str] = [json.dumps(sorted(self.routes.items()))]
+        for name in sorted(self._heads):
+            parts.append(name)
+            parts += [self._heads[name][t].fingerprint() for t in HEAD_TASKS]
+        parts.append(json.dumps([[t.name, t.description, list(t.examples)] for t in self.taxonomy]))
+        parts.append(json.dumps(sorted(self.products)))
+        parts.append(self._lexicon.version)
+        parts.append(sorted(self.manifest.languages).__repr__())
+        parts += [f"topics:{name}:{self._topic_heads[name]}" for name in sorted(self._topic_heads)]
+        if self._sequence is not None:
+            parts.append(self._sequence.fingerprint)
+        digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8]
+        return f"{VERSION}+{digest}"
+
+    # -- collaborators (NLP-B's topic scorer and entity extractor) -------------------------------
+
+    def _topic_scorer(self, encoder_name: str) -> TopicScorer:
+        scorer = self._topics.get(encoder_name)
+        if scorer is None:
+            from pipeline.nlp.topics import TopicScorer
+
+            scorer = TopicScorer(
+                list(self.taxonomy), self._encoders[encoder_name], threshold=self._topic_threshold
+            )
+            self._topics[encoder_name] = scorer
+        return scorer
+
+    def _entity_extractor(self) -> Any:
+        if self._entities is None:
+            from pipeline.nlp.entities import EntityExtractor
+
+            self._entities = EntityExtractor(self.products)
+        return self._entities
+
+    # -- the protocol ----------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str], languages: Sequence[str | None]) -> dict[str, Any]:
+        """Route and encode: ``{encoder name: (row indexes, embeddings)}``."""
+        groups: dict[str, list[int]] = {}
+        for i, language in enumerate(languages):
+            groups.setdefault(self._route(language), []).append(i)
+        out: dict[str, Any] = {}
+        for name, idx in groups.items():
+            out[name] = (idx, self._encoders[name].encode([texts[i] for i in idx]))
+        return out
+
+    def _route(self, language: str | None) -> str:
+        primary = _primary(language)
+        return self.routes.get(primary or "", self.routes["*"])
+
+    def classify(self, items: Sequence[Item]) -> list[Classification]:
+        """One classification per item, in order; odd or empty text still gets one."""
+        if not items:
+            return []
+        texts = [self._analysis_text(item) for item in items]
+        languages: list[str | None] = [item.language or None for item in items]
+        missing = [i for i, lang in enumerate(languages) if lang is None]
+        if missing:
+            for i, (code, _conf) in zip(
+                missing, detect_languages([texts[i] for i in missing]), strict=True
+            ):
+                languages[i] = code
+        n = len(items)
+        sentiment = np.zeros((n, 3), dtype=np.float32)
+        complaint = np.zeros(n, dtype=np.float32)
+        urgency: list[str] = ["normal"] * n
+        topics: list[dict[str, float]] = [{} for _ in items]
+        for name, (idx, x) in self.embed(texts, languages).items():
+            heads = self._heads[name]
+            sentiment[idx] = _reorder(heads["sentiment"], x, tuple(s.value for s in Sentiment))
+            complaint[idx] = _reorder(heads["complaint"], x, ("no", "yes"))[:, 1]
+            for i, label in zip(idx, heads["urgency"].predict(x), strict=True):
+                urgency[i] = label
+            for i, found in zip(idx, self._topic_scorer(name).score(x), strict=True):
+                topics[i] = found
+        if self._sequence is not None:
+            sentiment = self._sequence.predict_proba(texts)
+        entities = self._entity_extractor().extract(
+            [item.text for item in items], [_primary(lang) for lang in languages]
+        )
+        return [
+            self._one(
+                texts[i],
+                languages[i],
+                sentiment[i],
+                float(complaint[i]),
+                urgency[i],
+                topics[i],
+                entities[i],
+            )
+            for i in range(n)
+        ]
+
+    @staticmethod
+    def _analysis_text(item: Item) -> str:
+        text = item.text if not item.title else f"{item.title}\n{item.text}"
+        return clean_text(text[:ANALYSIS_MAX_CHARS])
+
+    def _one(
+        self,
+        text: str,
+        language: str | None,
+        proba: np.ndarray,
+        complaint_score: float,
+        urgency_label: str,
+        topics: dict[str, float],
+        entities: Sequence[Entity],
+    ) -> Classification:
+        labels = tuple(Sentiment)
+        sentiment = labels[int(np.argmax(proba))]
+        score = round(min(1.0, max(0.0, complaint_score)), 4)
+        is_complaint = score >= 0.5
+        urgency = Urgency(urgency_label)
+        if not text.strip():
+            urgency = Urgency.LOW
+        elif self._lexicon.urgency(text, sentiment, is_complaint) is Urgency.HIGH:
+            urgency = Urgency.HIGH
+        primary = _primary(language)
+        return Classification(
+            model_version=self.version,
+            sentiment=sentiment,
+            sentiment_scores={
+                s.value: round(float(p), 4) for s, p in zip(labels, proba, strict=True)
+            },
+            is_complaint=is_complaint,
+            complaint_score=score,
+            urgency=urgency,
+            topics=topics,
+            entities=tuple(entities),
+            language=language,
+            language_supported=primary is None or primary in self.manifest.languages,
+        )
+
+
+def _reorder(head: LinearHead, x: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """The head's probabilities with columns in ``labels`` order (heads may store any order)."""
+    proba = head.predict_proba(x)
+    return proba[:, [head.labels.index(label) for label in labels]]

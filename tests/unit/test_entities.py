@@ -1,0 +1,79 @@
+"""Entity extraction (spaCy blank pipelines + regular expressions) on multilingual text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.items import Entity
+from pipeline.nlp.entities import LABELS, EntityExtractor
+
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parents[1] / "data" / "nlp_b" / "entity_cases.yaml").read_text("utf-8")
+)["cases"]
+PRODUCTS = ["HeatMax 3000", "Blendr Pro", "小米手环"]
+
+
+@pytest.fixture(scope="module")
+def extractor() -> EntityExtractor:
+    return EntityExtractor(PRODUCTS)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["text"][:40] or "empty")
+def test_cases(extractor: EntityExtractor, case: dict[str, Any]) -> None:
+    [found] = extractor.extract([case["text"]], [case["language"]])
+    assert [[e.label, e.text] for e in found] == case["expect"]
+
+
+def test_batch_keeps_order_and_offsets(extractor: EntityExtractor) -> None:
+    texts = [c["text"] for c in CASES]
+    languages = [c["language"] for c in CASES]
+    batch = extractor.extract(texts, languages)
+    assert batch == [
+        extractor.extract_one(t, lang) for t, lang in zip(texts, languages, strict=True)
+    ]
+    for text, entities in zip(texts, batch, strict=True):
+        for e in entities:
+            assert e.label in LABELS
+            if e.label not in ("EMAIL", "PHONE"):
+                assert text[e.start : e.end] == e.text
+        assert entities == sorted(entities, key=lambda e: (e.start, e.end, e.label))
+
+
+def test_pii_never_surfaces(extractor: EntityExtractor) -> None:
+    text = "mail me at jane@example.org, IC 900101-14-5678, acc no 1234567890"
+    [found] = extractor.extract([text], ["en"])
+    assert Entity("EMAIL", "[email]", 11, 27) in found
+    assert all("jane" not in e.text and "5678" not in e.text for e in found)
+    raw = EntityExtractor(reveal_pii=True).extract_one(text, "en")
+    assert Entity("EMAIL", "jane@example.org", 11, 27) in raw
+
+
+def test_label_filter_and_unknown_label() -> None:
+    only_money = EntityExtractor(PRODUCTS, labels=["MONEY"])
+    assert [e.label for e in only_money.extract_one("HeatMax 3000 cost RM 45 yesterday")] == [
+        "MONEY"
+    ]
+    with pytest.raises(ValueError, match="unknown entity labels"):
+        EntityExtractor(labels=["PERSON"])
+
+
+def test_unsupported_and_missing_languages_fall_back(extractor: EntityExtractor) -> None:
+    # ja/ko/th need extra tokenizer packages: the "xx" pipeline is used instead, no error.
+    texts = ["昨天 order #A12345", "어제 order #A12345", "order #A12345 yesterday"]
+    for entities in extractor.extract(texts, ["ja", "ko", None]):
+        assert [e.text for e in entities if e.label == "ORDER_ID"] == ["A12345"]
+
+
+def test_mismatched_lengths_are_refused(extractor: EntityExtractor) -> None:
+    with pytest.raises(ValueError, match="2 texts but 1 languages"):
+        extractor.extract(["a", "b"], ["en"])
+
+
+def test_long_text_is_fine(extractor: EntityExtractor) -> None:
+    text = ("the blender broke. " * 5000) + "order #A12345"
+    [found] = extractor.extract([text], ["en"])
+    assert found[-1] == Entity("ORDER_ID", "A12345", len(text) - 6, len(text))

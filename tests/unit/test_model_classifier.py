@@ -1,0 +1,286 @@
+"""The `model` classifier: behaviour on obvious cases, languages, odd input, order, versions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline import registry
+from pipeline.config import AppConfig, ClassifierConfig
+from pipeline.errors import ConfigError
+from pipeline.items import Channel, Classification, Item, Sentiment, Urgency
+from pipeline.nlp.encoders import minilm_path
+from pipeline.nlp.model import HEAD_TASKS, ModelClassifier, default_models_dir
+from pipeline.nlp.taxonomy import load_taxonomy
+from pipeline.nlp.train import run_topics_command, topic_encoder_names
+
+DATA = Path(__file__).parent.parent / "data" / "nlp"
+CASES: list[dict[str, Any]] = yaml.safe_load((DATA / "model_cases.yaml").read_text("utf-8"))[
+    "cases"
+]
+
+
+def _item(text: str, n: int = 0, language: str | None = None, title: str | None = None) -> Item:
+    return Item(
+        source="test",
+        channel=Channel.SOCIAL,
+        external_id=f"t{n}",
+        text=text,
+        created_at=datetime(2026, 1, 15, 12, tzinfo=UTC),
+        language=language,
+        title=title,
+    )
+
+
+@pytest.fixture(scope="session")
+def classifier() -> ModelClassifier:
+    return ModelClassifier(products=["AeroKettle", "Brewista Pro Blender"])
+
+
+@pytest.fixture(scope="session")
+def case_results(classifier: ModelClassifier) -> list[Classification]:
+    return classifier.classify([_item(c["text"], i) for i, c in enumerate(CASES)])
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c["text"][:30] for c in CASES])
+def test_obvious_cases(index: int, case_results: list[Classification]) -> None:
+    case, got = CASES[index], case_results[index]
+    if "sentiment" in case:
+        assert got.sentiment.value == case["sentiment"]
+    if "is_complaint" in case:
+        assert got.is_complaint is case["is_complaint"]
+    if "urgency" in case:
+        assert got.urgency.value == case["urgency"]
+    if "language_detected" in case:
+        assert got.language == case["language_detected"]
+        assert got.language_supported is True
+
+
+def test_labels_probabilities_and_version(case_results: list[Classification]) -> None:
+    for c in case_results:
+        assert c.model_version.startswith("model-1+")
+        assert set(c.sentiment_scores) == {s.value for s in Sentiment}
+        assert abs(sum(c.sentiment_scores.values()) - 1.0) < 1e-3
+        assert max(c.sentiment_scores, key=lambda k: c.sentiment_scores[k]) == c.sentiment.value
+        assert 0.0 <= c.complaint_score <= 1.0
+        assert c.is_complaint is (c.complaint_score >= 0.5)
+        assert c.urgency in set(Urgency)
+        assert all(0.0 <= v <= 1.0 for v in c.topics.values())
+
+
+def test_order_and_count_preserved_and_deterministic(classifier: ModelClassifier) -> None:
+    texts = [c["text"] for c in CASES]
+    items = [_item(t, i) for i, t in enumerate(texts)]
+    first = classifier.classify(items)
+    again = classifier.classify(items)
+    assert first == again
+    backwards = classifier.classify(items[::-1])
+    assert [c.sentiment for c in backwards[::-1]] == [c.sentiment for c in first]
+    assert [c.language for c in backwards[::-1]] == [c.language for c in first]
+    assert classifier.classify([]) == []
+
+
+def test_empty_and_very_long_text(classifier: ModelClassifier) -> None:
+    long = "My AeroKettle stopped working after a week and support never replied. " * 3_000
+    empty, huge, blank = classifier.classify([_item("", 1), _item(long, 2), _item("   \n ", 3)])
+    assert empty.urgency is Urgency.LOW and blank.urgency is Urgency.LOW
+    assert empty.sentiment in set(Sentiment)
+    assert huge.sentiment is Sentiment.NEGATIVE
+    assert any(e.label == "PRODUCT" and e.text == "AeroKettle" for e in huge.entities)
+
+
+def test_chinese_and_indonesian_get_labels_and_language_flags(
+    classifier: ModelClassifier,
+) -> None:
+    zh, ind, given = classifier.classify(
+        [
+            _item("快递一直没到，打了三次电话都没人接，非常生气", 1),
+            _item("aplikasinya error terus, saya tidak bisa bayar tagihan", 2),
+            _item("Pesanan saya belum sampai lagi", 3, language="ms-MY"),
+        ]
+    )
+    assert (zh.language, zh.language_supported) == ("zh", True)
+    assert (ind.language, ind.language_supported) == ("id", True)
+    assert given.language == "ms-MY" and given.language_supported
+    assert zh.sentiment is Sentiment.NEGATIVE and ind.sentiment is Sentiment.NEGATIVE
+
+
+def test_unmeasured_language_is_classified_and_flagged(classifier: ModelClassifier) -> None:
+    (vi,) = classifier.classify([_item("Đơn hàng của tôi chưa đến", 1, language="vi")])
+    assert vi.language == "vi" and vi.language_supported is False
+    assert vi.sentiment in set(Sentiment)
+
+
+def test_title_is_read(classifier: ModelClassifier) -> None:
+    (c,) = classifier.classify([_item("see title", 1, title="Worst kettle ever, it leaks")])
+    assert c.sentiment is Sentiment.NEGATIVE
+
+
+def test_entities_point_into_the_item_text(classifier: ModelClassifier) -> None:
+    text = "Order #A12345 for the Brewista Pro Blender: charged $49.99 twice"
+    (c,) = classifier.classify([_item(text, 1, title="billing")])
+    assert c.entities
+    for e in c.entities:
+        assert text[e.start : e.end] == e.text or e.label in ("EMAIL", "PHONE")
+
+
+def test_version_changes_with_taxonomy_and_products(classifier: ModelClassifier) -> None:
+    other = ModelClassifier(products=["AeroKettle"])
+    assert other.version != classifier.version
+    fewer = ModelClassifier(
+        taxonomy=load_taxonomy()[:3], products=["AeroKettle", "Brewista Pro Blender"]
+    )
+    assert fewer.version != classifier.version
+    same = ModelClassifier(products=["Brewista Pro Blender", "AeroKettle"])
+    assert same.version == classifier.version
+
+
+def test_registered_and_selectable_next_to_the_lexicon() -> None:
+    cfg = AppConfig(classifier=ClassifierConfig(kind="model"))
+    built = registry.build_classifier(cfg)
+    assert isinstance(built, ModelClassifier)
+    lexicon = registry.build_classifier(AppConfig(classifier=ClassifierConfig(kind="lexicon")))
+    assert lexicon.version.startswith("lexicon-1")
+
+
+def test_models_dir_without_manifest_is_a_readable_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="manifest"):
+        ModelClassifier(models_dir=tmp_path)
+
+
+def test_heads_for_another_encoder_are_refused(tmp_path: Path) -> None:
+    shipped = default_models_dir()
+    shutil.copytree(shipped / "e5-small", tmp_path / "minilm")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"format": "careradar-models-1", "routes": {"*": "minilm"}, "languages": []})
+    )
+    with pytest.raises(ConfigError, match="trained on"):
+        ModelClassifier(models_dir=tmp_path, quantize=False)
+
+
+def test_shipped_heads_exist_for_every_task() -> None:
+    manifest = json.loads((default_models_dir() / "manifest.json").read_text())
+    for encoder in set(manifest["routes"].values()):
+        folder = default_models_dir() / encoder.removesuffix("-int8")
+        for task in HEAD_TASKS:
+            assert (folder / f"{task}.npz").is_file() and (folder / f"{task}.json").is_file()
+    assert (default_models_dir() / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.slow
+def test_local_sequence_classification_model(tmp_path: Path) -> None:
+    """A user's own sentiment model from a local directory: here the bundled MiniLM weights
+    with a freshly initialised 3-label head, saved the way transformers saves any model."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    labels = {0: "negative", 1: "neutral", 2: "positive"}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(minilm_path()),
+        num_labels=3,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+        local_files_only=True,
+    )
+    model.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True).save_pretrained(
+        tmp_path
+    )
+    cfg = AppConfig(classifier=ClassifierConfig(kind="model", sequence_model=str(tmp_path)))
+    built = registry.build_classifier(cfg)
+    items = [_item("great service", 1), _item("", 2), _item("terrible, never again", 3)]
+    out = built.classify(items)
+    assert len(out) == 3
+    for c in out:
+        assert set(c.sentiment_scores) == {"negative", "neutral", "positive"}
+        assert abs(sum(c.sentiment_scores.values()) - 1.0) < 1e-3
+    assert built.version != ModelClassifier().version
+    # labels that do not map onto sentiment are refused with a readable error
+    model.config.id2label = {0: "cats", 1: "dogs", 2: "birds"}
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ConfigError, match="do not map"):
+        registry.build_classifier(cfg)
+
+
+# -- trained topic heads --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_topics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the bundled models folder with topic heads trained on the small fixture,
+    the way `careradar train --task topics --out DIR` writes them."""
+    target = tmp_path_factory.mktemp("models") / "trained"
+    shutil.copytree(default_models_dir(), target, ignore=shutil.ignore_patterns("topics-*.npz"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CARERADAR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        names, note = topic_encoder_names(target)
+        assert note is None and names == ["e5-small"]
+        run_topics_command(
+            files=[DATA / "topics_train.csv"],
+            taxonomy=load_taxonomy(),
+            taxonomy_source="bundled",
+            out=target,
+            encoder_names=names,
+            seed=13,
+        )
+    return target
+
+
+def _copy_without_topic_heads(tmp_path: Path) -> Path:
+    target = tmp_path / "zero-shot"
+    shutil.copytree(default_models_dir(), target, ignore=shutil.ignore_patterns("topics-*.npz"))
+    return target
+
+
+@pytest.mark.slow
+def test_trained_topic_heads_are_picked_up_and_change_the_version(
+    trained_topics_dir: Path, classifier: ModelClassifier, tmp_path: Path
+) -> None:
+    products = ["AeroKettle", "Brewista Pro Blender"]
+    zero_shot = ModelClassifier(models_dir=_copy_without_topic_heads(tmp_path), products=products)
+    trained = ModelClassifier(models_dir=trained_topics_dir, products=products)
+    assert trained.version != zero_shot.version
+    assert ModelClassifier(models_dir=trained_topics_dir, products=products).version == (
+        trained.version
+    )
+    assert trained.version.startswith("model-1+")
+    # the loaded weights are the trained ones, not a zero-shot scorer
+    assert trained._topic_scorer("e5-small").version != zero_shot._topic_scorer("e5-small").version
+    # held-out texts (not in the training file), one obvious topic each
+    cases = {
+        "my order never arrived and nobody answers": "delivery",
+        "kenapa saya dicas dua kali bulan ini? minta refund": "billing",
+        "密码重置邮件一直收不到，账号登不上": "account",
+        "the checkout page throws an error and the app closes": "app_bugs",
+    }
+    got = trained.classify([_item(t, i) for i, t in enumerate(cases)])
+    for (text, topic), c in zip(cases.items(), got, strict=True):
+        assert c.model_version == trained.version
+        assert c.topics and next(iter(c.topics)) == topic, (text, c.topics)
+
+
+@pytest.mark.slow  # the trained_topics_dir fixture encodes and fits
+def test_topic_heads_for_another_taxonomy_are_not_loaded(trained_topics_dir: Path) -> None:
+    # the file name carries the taxonomy digest: a changed taxonomy stays zero-shot
+    fewer = load_taxonomy()[:3]
+    other = ModelClassifier(models_dir=trained_topics_dir, taxonomy=fewer)
+    same = ModelClassifier(models_dir=default_models_dir(), taxonomy=fewer)
+    assert other.version == same.version
+
+
+@pytest.mark.slow  # the trained_topics_dir fixture encodes and fits
+def test_broken_topic_heads_file_fails_at_start_up(
+    trained_topics_dir: Path, tmp_path: Path
+) -> None:
+    broken = _copy_without_topic_heads(tmp_path)
+    (heads,) = trained_topics_dir.glob("topics-*.npz")
+    (broken / heads.name).write_bytes(b"not a zip file")
+    with pytest.raises(ConfigError, match="not a topic heads file"):
+        ModelClassifier(models_dir=broken)
