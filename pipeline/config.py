@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -93,6 +94,20 @@ def format_duration(seconds: float) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone '{value}'; use an IANA name such as Europe/Berlin"
+        ) from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+"""An IANA zone name, checked when the config is loaded (not when the first item arrives)."""
 
 
 class _Model(BaseModel):
@@ -243,20 +258,9 @@ class Calendar(_Model):
     runs past midnight. Days not listed are closed. ``holidays`` are closed dates.
     """
 
-    timezone: str = Field(description="IANA zone, e.g. Asia/Kuala_Lumpur")
+    timezone: TimeZoneName = Field(description="IANA zone, e.g. Asia/Kuala_Lumpur")
     hours: dict[str, str | list[str]] = Field(description="days -> HH:MM-HH:MM range(s)")
     holidays: list[date] = Field(default_factory=list, description="closed dates (YYYY-MM-DD)")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone '{v}'; use an IANA name such as Europe/Berlin"
-            ) from None
-        return v
 
     @field_validator("hours")
     @classmethod

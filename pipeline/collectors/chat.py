@@ -33,7 +33,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from pipeline.collectors.base import CollectContext, parse_timestamp
 from pipeline.collectors.file import FileCollector, FileSource
-from pipeline.config import AppConfig, Duration, SourceConfig
+from pipeline.config import AppConfig, Duration, SourceConfig, TimeZoneName
 from pipeline.errors import BadInput
 from pipeline.items import Batch, Channel, Cursor, Item
 from pipeline.registry import register_collector
@@ -93,7 +93,9 @@ class ChatSource(SourceConfig):
         default_factory=dict, description="transcripts: event field -> column name in the file"
     )
     encoding: str = Field(default="utf-8", description="text encoding of transcript files")
-    timezone: str = Field(default="UTC", description="zone for timestamps without an offset")
+    timezone: TimeZoneName = Field(
+        default="UTC", description="zone for timestamps without an offset"
+    )
 
     @property
     def polled(self) -> bool:

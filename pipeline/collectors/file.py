@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from pipeline.collectors.base import CollectContext, parse_bool, parse_timestamp
-from pipeline.config import SourceConfig
+from pipeline.config import SourceConfig, TimeZoneName
 from pipeline.errors import BadInput, ConfigError, NotConfigured
 from pipeline.items import BadInputRecord, Batch, Channel, Cursor, Item
 from pipeline.registry import register_collector
@@ -55,7 +55,9 @@ class FileSource(SourceConfig):
         default_factory=dict, description="careradar field -> column name in the file"
     )
     encoding: str = Field(default="utf-8", description="text encoding of the file")
-    timezone: str = Field(default="UTC", description="zone for timestamps without an offset")
+    timezone: TimeZoneName = Field(
+        default="UTC", description="zone for timestamps without an offset"
+    )
     replay_anchor: datetime | None = Field(
         default=None,
         description="replay mode: shift timestamps so this instant becomes 'now' at collection",

@@ -57,7 +57,7 @@ from pipeline.collectors.http import (
     web_url,
 )
 from pipeline.collectors.textutil import decode_bytes, sniff_bom
-from pipeline.config import Duration
+from pipeline.config import Duration, TimeZoneName
 from pipeline.errors import BadInput, CareradarError, NotConfigured, TerminalError, TransientError
 from pipeline.items import BadInputRecord, Batch, Channel, Cursor, Item
 from pipeline.registry import register_collector
@@ -90,7 +90,7 @@ class ReviewsSource(HttpSource):
     format: Literal["auto", "csv", "json", "jsonl"] = "auto"
     mapping: dict[str, str] = Field(default_factory=dict)
     encoding: str = Field(default="auto", description="auto: by BOM (UTF-16/UTF-8), else UTF-8")
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
 
     @field_validator("app_id")
     @classmethod
