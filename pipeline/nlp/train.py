@@ -704,7 +704,9 @@ def run_training(
                 "test_macro_f1": overall["macro_f1"],
             }
             head.meta["encoder_model"] = encoder.name
-            head.save(out / slot.removesuffix("-int8"))
+            from pipeline.nlp.model import heads_key
+
+            head.save(out / heads_key(slot))
             reports.append(
                 TaskReport(
                     task=task,
@@ -1440,7 +1442,7 @@ def write_topics_card(
 
 
 def topic_encoder_names(
-    models_dir: Path, *, encoder: str = "auto", quantize: bool = False
+    models_dir: Path, *, encoder: str = "auto", quantize: bool = False, e5_runtime: str = "bf16"
 ) -> tuple[list[str], str | None]:
     """The encoders the ``model`` classifier routes to with ``models_dir``, and a note when
     ``models_dir`` has no manifest (the bundled one decides then)."""
@@ -1455,7 +1457,7 @@ def topic_encoder_names(
             "the sentiment/complaint/urgency heads there too (careradar train --out, or copy "
             "the bundled models folder)"
         )
-    routes = resolve_routes(load_manifest(source).routes, encoder, quantize)
+    routes = resolve_routes(load_manifest(source).routes, encoder, quantize, e5_runtime)
     return sorted(set(routes.values())), note
 
 

@@ -221,7 +221,7 @@ def trained_topics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CARERADAR_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         names, note = topic_encoder_names(target)
-        assert note is None and names == ["e5-small"]
+        assert note is None and names == ["e5-small-bf16"]  # the default e5 runtime
         run_topics_command(
             files=[DATA / "topics_train.csv"],
             taxonomy=load_taxonomy(),
@@ -252,7 +252,8 @@ def test_trained_topic_heads_are_picked_up_and_change_the_version(
     )
     assert trained.version.startswith("model-1+")
     # the loaded weights are the trained ones, not a zero-shot scorer
-    assert trained._topic_scorer("e5-small").version != zero_shot._topic_scorer("e5-small").version
+    e5 = "e5-small-bf16"  # the default e5 runtime
+    assert trained._topic_scorer(e5).version != zero_shot._topic_scorer(e5).version
     # held-out texts (not in the training file), one obvious topic each
     cases = {
         "my order never arrived and nobody answers": "delivery",

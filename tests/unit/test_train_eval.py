@@ -192,9 +192,9 @@ def test_train_topics_writes_heads_scores_and_card_reproducibly(
     assert code == 0, err
     summary = json.loads(out)
     (report,) = summary["topics"]["reports"]
-    # the bundled manifest routes every language to e5-small: the one encoder trained
-    assert report["encoder"] == "e5-small"
-    assert report["encoder_model"] == load_encoder("e5-small").name
+    # the bundled manifest routes every language to e5-small, run on torch bf16 by default
+    assert report["encoder"] == "e5-small-bf16"
+    assert report["encoder_model"] == load_encoder("e5-small-bf16").name
     assert report["n_train"] + report["n_test"] == 60 and 10 <= report["n_test"] <= 14
     assert report["topics"] == ["delivery", "billing", "account", "app_bugs"]  # taxonomy order
     assert set(report["trained"]) == set(report["topics"])
@@ -206,7 +206,7 @@ def test_train_topics_writes_heads_scores_and_card_reproducibly(
     for scores in (report["zero_shot"], report["trained_scores"]):
         assert set(scores["per_topic"]) == set(report["topics"])
         assert all(0.0 <= scores[k] <= 1.0 for k in ("micro_f1", "macro_f1", "top1"))
-    scorer = TopicScorer(load_taxonomy(), load_encoder("e5-small"))
+    scorer = TopicScorer(load_taxonomy(), load_encoder("e5-small-bf16"))
     heads = scorer.heads_path(first)
     assert report["heads_file"] == str(heads) and heads.is_file()
     assert scorer.load_if_present(first)  # a valid file for this encoder and taxonomy
@@ -215,7 +215,7 @@ def test_train_topics_writes_heads_scores_and_card_reproducibly(
     # the rest of the card is kept; its topics section is replaced by the measured one
     assert card.startswith(shipped.split("<!-- careradar:topics:begin -->")[0].rstrip())
     assert card.count("## Topic heads") == 1 and "None ship" not in card
-    assert "| e5-small | billing |" in card and "topics_train.csv" in card
+    assert "| e5-small-bf16 | billing |" in card and "topics_train.csv" in card
 
     # same data and seed: the same heads byte for byte and the same figures
     code, out, _ = _train_topics(capsys, tmp_path / "b", "--json")
