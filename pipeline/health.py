@@ -44,7 +44,7 @@ AUTO_FLOOR = 3 * 3600.0
 @dataclass(frozen=True)
 class HealthEvent:
     source: str
-    kind: str  # "failing" | "silent"
+    kind: str  # "failing" | "silent" | "refusing" (pushed requests refused)
     state: str  # "firing" | "resolved"
     message: str
     hint: str | None
@@ -100,6 +100,8 @@ class HealthMonitor:
         self.store = store
         self.hooks = list(hooks)
         self.clock = clock
+        self._refusals: dict[str, int] = {}
+        self._accepting: set[str] = set()
 
     def check(self, src: SourceConfig, *, status: str, new: int, error: str | None) -> None:
         """Update both conditions for ``src`` after a run that ended with ``status``."""
@@ -111,6 +113,34 @@ class HealthMonitor:
                 self._silent(src, new)
         except CareradarError as e:  # health bookkeeping must never fail a run
             log.error("%s: could not update collector health: %s", src.name, e.message)
+
+    def intake(self, src: SourceConfig, *, accepted: bool, reason: str | None = None) -> None:
+        """After a pushed request (chat webhook): a streak of refused signatures alerts.
+
+        Pushed sources have no runs to fail: when the chat tool's secret and ours drift apart,
+        every message is refused with 401 and nothing else would say so. The streak is counted
+        in this process; the alert goes through the same ledger, once per incident.
+        """
+        try:
+            if accepted:
+                # One ledger write per process and recovery, not one per message.
+                if src.name in self._refusals or src.name not in self._accepting:
+                    self._refusals.pop(src.name, None)
+                    self._accepting.add(src.name)
+                    self._resolve(src, "refusing", "signed webhook requests are accepted again")
+                return
+            self._accepting.discard(src.name)
+            count = self._refusals[src.name] = self._refusals.get(src.name, 0) + 1
+            if count >= self.cfg.health.failures:
+                self._fire(
+                    src,
+                    "refusing",
+                    f"{count} webhook requests in a row were refused; last: {reason or '?'}",
+                    "check that the chat tool signs with the same secret as this source's "
+                    "`secret`, and that both clocks are right (replay window)",
+                )
+        except CareradarError as e:
+            log.error("%s: could not update intake health: %s", src.name, e.message)
 
     def _emit(self, event: HealthEvent) -> None:
         for hook in self.hooks:

@@ -334,10 +334,16 @@ def _record_bad(runner: Runner, src: ChatSource, errors: Sequence[str], body: by
         log.warning("%s: could not record a refused webhook call: %s", src.name, e.message)
 
 
+async def _health(runner: Runner, src: ChatSource, *, accepted: bool, reason: str = "") -> None:
+    if runner.health is not None:
+        await run_in_threadpool(runner.health.intake, src, accepted=accepted, reason=reason)
+
+
 async def _handle(request: Request, name: str | None) -> JSONResponse:
     state: IntakeState = request.app.state.intake
     runner: Runner = request.app.state.runner
     replay_key = None
+    src: ChatSource | None = None
     try:
         src = resolve_source(state, name)
         body = await read_body(request, state.max_body_bytes)
@@ -362,10 +368,13 @@ async def _handle(request: Request, name: str | None) -> JSONResponse:
             answer["new"],
             len(parsed.ignored),
         )
+        await _health(runner, src, accepted=True)
         return JSONResponse(answer, status_code=202)
     except IntakeError as e:
         if e.status >= 500 and replay_key is not None:
             state.replay.release(replay_key)
+        if e.status == 401 and src is not None:
+            await _health(runner, src, accepted=False, reason=e.detail)
         return e.response()
     except TransientError as e:
         if replay_key is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,6 +250,29 @@ def test_bad_or_missing_signature_is_401_and_nothing_is_stored(
     assert expected in r.json()["detail"]
     assert SECRET not in r.text
     assert nothing_stored(sqlite_store)
+
+
+def test_a_streak_of_refused_signatures_alerts_once_and_clears_when_one_is_accepted(
+    client: TestClient, sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rotated secret on one side refuses every message; that must not stay silent."""
+    body = fixture("generic_customer.json")
+    forged = {"X-Careradar-Signature": sign(body, secret="the-old-secret")}
+    for _ in range(2):
+        assert client.post("/intake/chat/web-chat", content=body, headers=forged).status_code == 401
+    assert sqlite_store.firing_alerts("web-chat") == []  # two refusals: not yet an incident
+    with caplog.at_level(logging.WARNING, logger="pipeline.health"):
+        for _ in range(3):
+            r = client.post("/intake/chat/web-chat", content=body, headers=forged)
+            assert r.status_code == 401
+    (alert,) = sqlite_store.firing_alerts("web-chat")
+    assert alert["kind"] == "source_refusing"
+    assert "5 webhook requests in a row were refused" in alert["reason"]  # kept up to date
+    assert "signature does not match" in alert["reason"]
+    assert SECRET not in alert["reason"] and "the-old-secret" not in alert["reason"]
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1  # once
+    assert post(client, body).status_code == 202
+    assert sqlite_store.firing_alerts("web-chat") == []
 
 
 def test_a_signature_over_a_different_body_is_refused(
