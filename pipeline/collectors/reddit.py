@@ -34,7 +34,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import praw
@@ -500,9 +500,12 @@ class RedditCollector:
         floor = newest - self.cfg.overlap if prev else None
         fresh: list[tuple[float, str, Any]] = []
         taken: set[str] = set()
+        fetched, reached = 0, False
         for obj in listing.fetch():
+            fetched += 1
             created = _created_utc(obj)
             if floor is not None and created is not None and created < floor:
+                reached = True
                 break
             fullname = _fullname(obj)
             if fullname in seen or fullname in taken:
@@ -510,6 +513,20 @@ class RedditCollector:
             taken.add(fullname)
             fresh.append((created or 0.0, fullname, obj))
         fresh.sort(key=lambda t: (t[0], t[1]))
+        if floor is not None and not reached and fresh and fetched >= self.cfg.limit:
+            # The listing ended before it reached last run's newest item: whatever came in
+            # between is beyond what Reddit lists, and lost unless someone looks.
+            oldest = datetime.fromtimestamp(fresh[0][0], UTC).isoformat(timespec="seconds")
+            since = datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds")
+            reason = (
+                f"{listing.key}: more than {self.cfg.limit} new items since the last run; items "
+                f"between {since} and {oldest} were not collected (poll more often or raise limit)"
+            )
+            log.warning("%s: %s", self.name, reason)
+            yield Batch(
+                bad=[BadInputRecord.from_raw(self.name, reason, listing.key, reason)],
+                cursor=_copy(state),
+            )
         size = self.cfg.batch_size
         for start in range(0, len(fresh), size):
             chunk = fresh[start : start + size]

@@ -557,3 +557,21 @@ def test_no_account_anywhere_is_not_configured(tmp_path, server):
     with pytest.raises(NotConfigured) as e:
         drain(c)
     assert "account" in e.value.message
+
+
+def test_more_new_items_than_limit_is_reported_not_silently_skipped(tmp_path, server):
+    """Last run ended at t3_lm0001; since then more posts arrived than one listing returns."""
+    server.route("/r/lumo/new", fixture("new_submissions_2.json"))
+    c = collector(tmp_path, server, limit=2, listings=["submissions"], mentions="off")
+    cursor = {
+        "listings": {"new:r/lumo": {"utc": 1772442000.0, "seen": {"t3_lm0001": 1772442000.0}}}
+    }
+    batches = drain(c, cursor)
+    (gap,) = [b for batch in batches for b in batch.bad]
+    assert "more than 2 new items since the last run" in gap.reason
+    assert "were not collected (poll more often or raise limit)" in gap.reason
+    assert ids(batches) == ["t3_lm0004", "t3_lm0005"]  # what the listing did return is kept
+    # With a limit that reaches back to the cursor, nothing is reported.
+    wide = collector(tmp_path, server, limit=100, listings=["submissions"], mentions="off")
+    reasons = [b.reason for batch in drain(wide, cursor) for b in batch.bad]
+    assert not [r for r in reasons if "new items since the last run" in r]
