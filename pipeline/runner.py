@@ -396,8 +396,9 @@ class Runner:
                 known is not None
                 and known.content_hash == item.content_hash
                 and version in known.model_versions
+                and (known.author_is_brand or not item.author_is_brand)
             ):
-                continue
+                continue  # unchanged (a customer item now seen as the brand's is a change)
             todo.append(item)
         todo = self._with_language(todo)
         fingerprints = {item.key: fingerprint(item.text) for item in todo}

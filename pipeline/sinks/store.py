@@ -51,6 +51,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -161,6 +162,7 @@ class Existing:
     id: int
     content_hash: str
     model_versions: frozenset[str]
+    author_is_brand: bool = False
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -380,6 +382,7 @@ class _Current:
     duplicate_of_id: int | None
     has_sla: bool
     model_versions: set[str]
+    author_is_brand: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,7 +639,7 @@ class Store:
         with self._begin() as conn:
             current = self._load_current(conn, keys)
         return {
-            key: Existing(c.id, c.content_hash, frozenset(c.model_versions))
+            key: Existing(c.id, c.content_hash, frozenset(c.model_versions), c.author_is_brand)
             for key, c in current.items()
         }
 
@@ -657,6 +660,7 @@ class Store:
                         items.c.status,
                         items.c.needs_reply,
                         items.c.duplicate_of_id,
+                        items.c.author_is_brand,
                         sla.c.item_id.is_not(None).label("has_sla"),
                     )
                     .select_from(items.outerjoin(sla, sla.c.item_id == items.c.id))
@@ -671,6 +675,7 @@ class Store:
                         duplicate_of_id=m["duplicate_of_id"],
                         has_sla=bool(m["has_sla"]),
                         model_versions=set(),
+                        author_is_brand=bool(m["author_is_brand"]),
                     )
         by_id = {c.id: c for c in found.values()}
         for id_chunk in _chunks(sorted(by_id)):
@@ -898,6 +903,11 @@ class Store:
             values: dict[str, Any] = {}
             if c.content_hash != p.item.content_hash:
                 values.update(self._content_values(p, now))
+            if p.item.author_is_brand and not c.author_is_brand:
+                self._becomes_brand(conn, c, now)
+                values.update(author_is_brand=True, needs_reply=False)
+                if Status(c.status).is_open:
+                    values["status"] = Status.IGNORED.value
             if p.sla is not None and not c.needs_reply:
                 # needs_reply only ever goes False -> True: an edit or a better model can
                 # reveal that a post needs an answer; nothing un-asks a question.
@@ -932,6 +942,29 @@ class Store:
                     from_value=Status.IGNORED.value,
                     to_value=to_status,
                     note="now needs a reply (content or classification changed)",
+                )
+            )
+
+    @staticmethod
+    def _becomes_brand(conn: Connection, c: _Current, now: datetime) -> None:
+        """A stored customer item turns out to be the brand's own message.
+
+        E-mail is the usual case: the brand's reply lands in the shared inbox (a CC, a copy to
+        the team address) before the sent folder shows it as the brand's. Its clock goes, it
+        leaves the queue, and, being in the batch as a brand post, it answers the customer
+        items of its thread (response detection runs after this).
+        """
+        conn.execute(delete(sla).where(sla.c.item_id == c.id))
+        if Status(c.status).is_open:
+            conn.execute(
+                insert(events).values(
+                    item_id=c.id,
+                    kind="status",
+                    actor="system",
+                    at=now,
+                    from_value=c.status,
+                    to_value=Status.IGNORED.value,
+                    note="it is the brand's own message (seen from a brand account or folder)",
                 )
             )
 

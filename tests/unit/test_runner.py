@@ -330,3 +330,29 @@ def test_brand_accounts_are_per_platform_and_chat_roles_are_never_overridden(sto
     )
     assert [i.author_is_brand for i in got] == [True, False, True, False, False, False]
     assert [i.url for i in got[4:]] == [None, "https://x.example/ann/6"]
+
+
+def test_an_item_later_known_as_the_brands_is_processed_again_and_answers(store, tmp_path):
+    def item(i, author, minutes_ago):
+        return Item(
+            source="s",
+            channel="email",
+            external_id=f"m{i}",
+            text="my parcel is lost" if i == 1 else "Sorry Ann, a new one ships today",
+            created_at=NOW - timedelta(minutes=minutes_ago),
+            author=author,
+            thread_id="m1",
+            platform="email",
+        )
+
+    cfg = make_cfg(tmp_path, store)
+    first = runner_for(cfg, store)
+    batch = first.normalize([item(1, "ann@example.org", 50), item(2, "help@acme.example", 20)])
+    store.write_batch(first.process(cfg.sources[0], batch))
+    # The help desk address is added to the brand's accounts: the same message, seen again,
+    # is now the brand's reply.
+    brand = cfg.brands[0].model_copy(update={"accounts": ["help@acme.example"]})
+    later = runner_for(cfg.model_copy(update={"brands": [brand]}), store)
+    again = later.process(cfg.sources[0], later.normalize([item(2, "help@acme.example", 20)]))
+    assert [p.item.author_is_brand for p in again] == [True]
+    assert store.write_batch(again).responded == 1

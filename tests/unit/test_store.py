@@ -905,3 +905,29 @@ def test_brand_comment_in_a_public_thread_answers_only_its_own_conversation(
         "t1_a": Status.RESPONDED,  # answered directly
         "t1_b": Status.NEW,  # someone else's comment is not an answer to B
     }
+
+
+def test_a_customer_item_seen_again_as_the_brands_leaves_the_queue_and_answers_its_thread(
+    store: Store, processed_factory: ProcessedFactory
+) -> None:
+    """E-mail: the brand's reply reaches the shared inbox (stored as a customer's) before the
+    sent folder shows it as the brand's."""
+    customer = processed_factory(created_at=T0, external_id="m1", thread_id="m1", channel="email")
+    copy = processed_factory(
+        created_at=T0 + timedelta(hours=2), external_id="m2", thread_id="m1", channel="email"
+    )
+    store.write_batch([customer, copy])
+    assert store.existing([copy.item.key])[copy.item.key].author_is_brand is False
+    sent = processed_factory(
+        dataclasses.replace(copy.item, author_is_brand=True), needs_reply=False
+    )
+    assert store.write_batch([sent]).responded == 1
+    reply = store.find_item(*copy.item.key)
+    assert reply is not None
+    assert reply.author_is_brand and reply.status == Status.IGNORED and reply.due_at is None
+    assert [e["note"] for e in store.item_events(reply.id)][-1].startswith("it is the brand's")
+    answered = store.find_item(*customer.item.key)
+    assert answered is not None
+    assert answered.status == Status.RESPONDED
+    assert answered.first_response_at == copy.item.created_at
+    assert store.existing([copy.item.key])[copy.item.key].author_is_brand is True
