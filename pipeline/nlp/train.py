@@ -301,23 +301,42 @@ def _vader_by_score(data: Path, sources: Iterable[str]) -> list[tuple[str, str, 
     return [(r["source"], r["text"], float(r["score"])) for r in rows if r["source"] in wanted]
 
 
-def _complaint(data: Path, rng: random.Random) -> list[Example]:
-    out = _banking(
-        data,
-        lambda i: "yes" if i in BANKING_COMPLAINT else ("no" if i in BANKING_INFO else None),
-    )
-    cfpb = _sample(
+def _silver(
+    data: Path,
+    rng: random.Random,
+    banking: Callable[[str], str | None],
+    *,
+    cfpb: str,
+    praised: str,
+    panned: str,
+) -> list[Example]:
+    """Silver labels shared by complaint and urgency: Banking77 intents mapped by ``banking``,
+    CFPB narratives labelled ``cfpb``, VADER tweets/Amazon reviews rated >= 1 labelled
+    ``praised`` and Amazon reviews rated <= -1 labelled ``panned``."""
+    out = _banking(data, banking)
+    narratives = _sample(
         _read_csv(data / "cfpb_complaints_sample" / "cfpb_narratives.csv"), CFPB_SAMPLE, rng
     )
-    out += _split([Example(_head_text(r["text"]), "yes", "en", "cfpb", "") for r in cfpb], rng)
+    out += _split([Example(_head_text(r["text"]), cfpb, "en", "cfpb", "") for r in narratives], rng)
     vader: list[Example] = []
     for source, text, score in _vader_by_score(data, ("tweets", "amazon")):
         if score >= 1.0:
-            vader.append(Example(_head_text(text), "no", "en", f"vader/{source}", ""))
+            vader.append(Example(_head_text(text), praised, "en", f"vader/{source}", ""))
         elif source == "amazon" and score <= -1.0:
-            vader.append(Example(_head_text(text), "yes", "en", f"vader/{source}", ""))
+            vader.append(Example(_head_text(text), panned, "en", f"vader/{source}", ""))
     out += _split(_sample_examples(vader, VADER_SILVER_SAMPLE, rng), rng)
     return out
+
+
+def _complaint(data: Path, rng: random.Random) -> list[Example]:
+    return _silver(
+        data,
+        rng,
+        lambda i: "yes" if i in BANKING_COMPLAINT else ("no" if i in BANKING_INFO else None),
+        cfpb="yes",
+        praised="no",
+        panned="yes",
+    )
 
 
 def _sample_examples(rows: list[Example], n: int, rng: random.Random) -> list[Example]:
@@ -332,18 +351,7 @@ def _urgency(data: Path, rng: random.Random, seed_file: Path | None) -> list[Exa
             return "normal"
         return "low" if intent in BANKING_INFO else None
 
-    out = _banking(data, banking)
-    cfpb = _sample(
-        _read_csv(data / "cfpb_complaints_sample" / "cfpb_narratives.csv"), CFPB_SAMPLE, rng
-    )
-    out += _split([Example(_head_text(r["text"]), "normal", "en", "cfpb", "") for r in cfpb], rng)
-    vader: list[Example] = []
-    for source, text, score in _vader_by_score(data, ("tweets", "amazon")):
-        if score >= 1.0:
-            vader.append(Example(_head_text(text), "low", "en", f"vader/{source}", ""))
-        elif source == "amazon" and score <= -1.0:
-            vader.append(Example(_head_text(text), "normal", "en", f"vader/{source}", ""))
-    out += _split(_sample_examples(vader, VADER_SILVER_SAMPLE, rng), rng)
+    out = _silver(data, rng, banking, cfpb="normal", praised="low", panned="normal")
     if seed_file is not None and seed_file.is_file():
         seed = load_labelled_file(seed_file, task="urgency", source="seed")
         out += _split(seed, rng, test_share=0.25)
