@@ -48,8 +48,9 @@ from pipeline.config import (
 from pipeline.errors import CareradarError, ConfigError, NotFound
 from pipeline.items import Status, now_utc
 from pipeline.nlp.pii import redact
+from pipeline.nlp.taxonomy import Topic
 from pipeline.runner import Runner, RunResult
-from pipeline.sinks.store import ItemRow, Store, redact_url
+from pipeline.sinks.store import LABEL_TASKS, ItemRow, Label, Store, redact_url
 
 app = typer.Typer(
     name="careradar",
@@ -62,10 +63,15 @@ config_app = typer.Typer(help="Check and explain the configuration.", no_args_is
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 items_app = typer.Typer(help="Browse stored items.", no_args_is_help=True)
 triage_app = typer.Typer(help="The queue of items that need a human.", no_args_is_help=True)
+labels_app = typer.Typer(
+    help="The team's own labels (careradar triage label), as training data.",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(items_app, name="items")
 app.add_typer(triage_app, name="triage")
+app.add_typer(labels_app, name="labels")
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -669,6 +675,96 @@ def triage_assign(
         out.print(f"item {row.id}: assigned to {row.assignee or 'nobody'}")
 
 
+def _configured_taxonomy() -> tuple[list[Topic], str]:
+    """The taxonomy the configured classifier uses, and how to name it."""
+    from pipeline.nlp.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
+
+    cfg = state.cfg()
+    path = cfg.resolve_path(cfg.classifier.taxonomy) if cfg.classifier.taxonomy else None
+    return load_taxonomy(path), str(path or DEFAULT_TAXONOMY)
+
+
+def _label_text(value: str | tuple[str, ...] | None) -> str:
+    if value is None:
+        return "nothing (not classified)"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "no topic"
+    return value
+
+
+def _label_line(label: Label) -> str:
+    note = f" ({escape(label.note)})" if label.note else ""
+    return (
+        f"{label.task} {escape(_label_text(label.value))} by {escape(label.actor)} at "
+        f"{_iso(label.labelled_at)} UTC; model said {escape(_label_text(label.model_value))}"
+        f"{note}"
+    )
+
+
+@triage_app.command("label")
+def triage_label(
+    ref: Annotated[str, typer.Argument(help="item id, or SOURCE:EXTERNAL_ID")],
+    sentiment: Annotated[
+        str | None, typer.Option("--sentiment", help="negative, neutral or positive")
+    ] = None,
+    complaint: Annotated[str | None, typer.Option("--complaint", help="yes or no")] = None,
+    urgency: Annotated[str | None, typer.Option("--urgency", help="low, normal or high")] = None,
+    topics: Annotated[
+        str | None,
+        typer.Option(
+            "--topics",
+            help="topic names of the configured taxonomy, comma-separated ('-': none of them)",
+        ),
+    ] = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--clear",
+            help="remove the label of TASK (sentiment, complaint, urgency, topics or all): "
+            "the model's value shows again",
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    actor: Annotated[str | None, _ACTOR] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Correct the model for an item: a person's label overrides it in the queue (flags
+    included) and trains the heads (careradar train --from-store)."""
+    values: dict[str, Any] = {
+        task: value
+        for task, value in (
+            ("sentiment", sentiment),
+            ("complaint", complaint),
+            ("urgency", urgency),
+        )
+        if value is not None
+    }
+    if topics is not None:
+        values["topics"] = [] if topics.strip() in ("", "-") else topics
+    cleared = list(clear or [])
+    if "all" in cleared:
+        cleared = [t for t in LABEL_TASKS if t not in values]
+    if not values and not cleared:
+        raise ConfigError(
+            "nothing to label: give --sentiment, --complaint, --urgency, --topics or --clear",
+            hint="e.g. careradar triage label 49 --sentiment neutral --complaint no",
+        )
+    names = [t.name for t in _configured_taxonomy()[0]] if "topics" in values else None
+    with _store_ctx() as store:
+        item_id = _lookup(store, ref).id
+        row = store.set_labels(
+            item_id, values, clear=cleared, actor=actor or _whoami(), note=note, taxonomy=names
+        )
+    if as_json:
+        _json(_row_json(row))
+        return
+    out.print(f"item {row.id}: flags {_flags(row.flags) or 'none'}")
+    for label in row.labels.values():
+        out.print(f"  {_label_line(label)}")
+    if not row.labels:
+        out.print("  no labels by people: the model's values show")
+
+
 @items_app.command("list")
 def items_list(
     limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
@@ -762,11 +858,18 @@ def items_show(
     if row.sentiment:
         scores = ", ".join(f"{k} {v:.2f}" for k, v in (row.sentiment_scores or {}).items())
         topics = ", ".join(f"{k} {v:.2f}" for k, v in (row.topics or {}).items()) or "none"
+        if "topics" in row.labels:
+            topics = _label_text(row.labels["topics"].value)
+        # A value a person set is marked "(corrected)": it replaces the model's.
+        fixed = {task: " [bold](corrected)[/]" for task in row.labels}
         out.print(
-            f"sentiment {row.sentiment} ({scores}); "
-            f"complaint {'yes' if row.is_complaint else 'no'}; urgency {row.urgency}; "
-            f"topics {escape(topics)}  [dim]{row.model_version}[/]"
+            f"sentiment {row.sentiment}{fixed.get('sentiment', '')} ({scores}); "
+            f"complaint {'yes' if row.is_complaint else 'no'}{fixed.get('complaint', '')}; "
+            f"urgency {row.urgency}{fixed.get('urgency', '')}; "
+            f"topics {escape(topics)}{fixed.get('topics', '')}  [dim]{row.model_version}[/]"
         )
+    for label in row.labels.values():
+        out.print(f"corrected: {_label_line(label)}")
     if row.due_at:
         first = _iso(row.first_response_at) or "none yet"
         out.print(
@@ -964,6 +1067,75 @@ def export(
         err.print(f"exported {count} items to {output}")
 
 
+LABEL_EXPORT_COLUMNS = (
+    "text",
+    "label",
+    "topics",
+    "language",
+    "task",
+    "item_id",
+    "labelled_at",
+    "actor",
+    "model_value",
+    "model_version",
+)
+
+
+@labels_app.command("export")
+def labels_export(
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="sentiment, complaint, urgency or topics (default: all)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file (default: stdout)")
+    ] = None,
+    no_redact: Annotated[
+        bool, typer.Option("--no-redact", help="keep e-mails, phones, cards in the texts")
+    ] = False,
+) -> None:
+    """Write the team's labels as a training file (careradar train --data FILE reads it): the
+    text the classifier reads, the label, language, task, and what the model said."""
+    from pipeline.nlp.train import TOPICS_TASK, store_export_rows
+
+    if fmt not in ("csv", "jsonl"):
+        raise ConfigError(f"--format: unknown format '{fmt}'; valid values are: csv, jsonl")
+    if task is not None and task not in LABEL_TASKS:
+        raise ConfigError(
+            f"--task: unknown task '{task}'; valid values are: {', '.join(LABEL_TASKS)}"
+        )
+    tasks = [task] if task else list(LABEL_TASKS)
+    with _store_ctx() as store:
+        records = list(store.iter_labels(task))
+    rows = [r for t in tasks for r in store_export_rows(records, t)]
+    # A topics column makes `train --task all` read the file for topics too: only with them.
+    with_topics = any(r["task"] == TOPICS_TASK for r in rows)
+    columns = [c for c in LABEL_EXPORT_COLUMNS if with_topics or c != "topics"]
+    with _open_out(output) as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        if fmt == "csv":
+            writer.writeheader()
+        for r in rows:
+            if not no_redact:
+                r["text"] = redact(r["text"])
+            if fmt == "csv":
+                writer.writerow(
+                    {
+                        **r,
+                        "topics": ";".join(r["topics"] or []),
+                        "model_value": ";".join(r["model_value"])
+                        if isinstance(r["model_value"], list)
+                        else r["model_value"],
+                    }
+                )
+            else:
+                fh.write(json.dumps({c: r[c] for c in columns}, ensure_ascii=False) + "\n")
+    counts = ", ".join(f"{t} {sum(r['task'] == t for r in rows)}" for t in tasks)
+    if output is not None:
+        err.print(f"exported {len(rows)} labels ({counts}) to {output}")
+
+
 @contextmanager
 def _open_out(path: Path | None) -> Iterator[TextIO]:
     if path is None:
@@ -1030,7 +1202,16 @@ def train(
         Path | None, typer.Option("--shared-data", help="the shared data folder")
     ] = None,
     no_builtin: Annotated[
-        bool, typer.Option("--no-builtin-data", help="train only on --data files")
+        bool,
+        typer.Option("--no-builtin-data", help="train only on --data files (and --from-store)"),
+    ] = False,
+    from_store: Annotated[
+        bool,
+        typer.Option(
+            "--from-store",
+            help="add the team's own labels from the store (careradar triage label); their "
+            "held-out scores are reported on their own",
+        ),
     ] = False,
     encoders: Annotated[
         str | None,
@@ -1044,7 +1225,17 @@ def train(
 ) -> None:
     """Train the sentiment/complaint/urgency and topic heads; print held-out metrics; write a
     model card."""
-    from pipeline.nlp.train import TASKS, TOPICS_TASK, has_topic_labels, run_training_command
+    from pipeline.nlp.train import (
+        TASKS,
+        TOPICS_TASK,
+        Example,
+        TopicExample,
+        has_head_labels,
+        has_topic_labels,
+        run_training_command,
+        store_examples,
+        store_topic_examples,
+    )
 
     valid = [*TASKS, TOPICS_TASK, "all"]
     if task not in valid:
@@ -1059,9 +1250,21 @@ def train(
         topic_files = files
     elif task == "all":
         topic_files = [f for f in files if has_topic_labels(f)]
-    head_files = [f for f in files if f not in topic_files]
+    # A `labels export` file holds topics and head-task rows side by side: it feeds both.
+    head_files = [
+        f for f in files if f not in topic_files or (task == "all" and has_head_labels(f))
+    ]
     tasks = list(TASKS) if task == "all" else [t for t in [task] if t in TASKS]
     encoder_list = [e.strip() for e in (encoders or "e5-small,minilm").split(",") if e.strip()]
+    store_heads: dict[str, list[Example]] | None = None
+    store_topics: list[TopicExample] = []
+    topic_notes: list[str] = []
+    if from_store:
+        with _store_ctx() as store:
+            records = list(store.iter_labels())
+        store_heads = {t: store_examples(records, t) for t in tasks}
+        if task in (TOPICS_TASK, "all"):
+            store_topics, topic_notes = store_topic_examples(records, _configured_taxonomy()[0])
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -1087,10 +1290,19 @@ def train(
                 files=head_files,
                 seed=seed,
                 progress=progress,
+                store=store_heads,
             )
         topics = (
-            _train_topics(topic_files, out, encoder_list if encoders else None, seed, progress)
-            if topic_files or task == TOPICS_TASK
+            _train_topics(
+                topic_files,
+                out,
+                encoder_list if encoders else None,
+                seed,
+                progress,
+                store_rows=store_topics,
+                notes=topic_notes,
+            )
+            if topic_files or store_topics or task == TOPICS_TASK
             else None
         )
     if as_json:
@@ -1115,8 +1327,36 @@ def train(
             f"{r['calibration'].get('ece_test', 0.0):.3f}",
         )
     console.print(table)
+    if "store" in summary:
+        _print_store_reports(console, summary)
     console.print(f"routing: {escape(summary['reason'] or 'unchanged (not all tasks trained)')}")
     console.print(f"heads and model card written to {escape(summary['out'])}")
+
+
+def _print_store_reports(console: Console, summary: dict[str, Any]) -> None:
+    """`train --from-store`: the held-out scores on the team's own labels, and what is thin."""
+    table = Table(title="in-domain (your labels, held out)", title_justify="left")
+    for col in ("task", "encoder", "train", "test", "weight", "accuracy", "macro-F1"):
+        table.add_column(col, justify="right" if col not in ("task", "encoder") else "left")
+    for r in summary["reports"]:
+        own = r.get("store")
+        if own is None:
+            continue
+        measured = own["n_test"] > 0
+        table.add_row(
+            r["task"],
+            r["encoder"],
+            str(own["n_train"]),
+            str(own["n_test"]),
+            f"{own['weight']:g}",
+            f"{own['held_out']['accuracy']:.3f}" if measured else "-",
+            f"{own['held_out']['macro_f1']:.3f}" if measured else "-",
+        )
+    console.print(table)
+    labels = ", ".join(f"{t} {n}" for t, n in summary["store"]["labels"].items())
+    console.print(f"labels in the store: {escape(labels)}")
+    for note in summary["store"]["notes"]:
+        console.print(f"note: {escape(note)}")
 
 
 def _train_topics(
@@ -1125,20 +1365,23 @@ def _train_topics(
     encoder_names: list[str] | None,
     seed: int,
     progress: Any,
+    *,
+    store_rows: Sequence[Any] = (),
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`train --task topics`: the configured taxonomy, heads for the encoders the classifier
-    routes to, written to --out or the configured models_dir (where the classifier looks)."""
+    routes to, written to --out or the configured models_dir (where the classifier looks);
+    ``store_rows`` are the store's topic labels (``--from-store``)."""
     from pipeline.nlp.encoders import BUILTIN_ENCODERS
     from pipeline.nlp.model import default_models_dir
-    from pipeline.nlp.taxonomy import DEFAULT_TAXONOMY, load_taxonomy
     from pipeline.nlp.train import run_topics_command, topic_encoder_names
 
     cfg = state.cfg()
     c = cfg.classifier
-    path = cfg.resolve_path(c.taxonomy) if c.taxonomy else None
+    taxonomy, taxonomy_source = _configured_taxonomy()
     configured = cfg.resolve_path(c.models_dir) if c.models_dir else None
     target = out or configured or default_models_dir()
-    notes: list[str] = []
+    notes = list(notes)
     if not encoder_names:
         encoder = c.encoder
         if encoder not in ("auto", *BUILTIN_ENCODERS) and cfg.resolve_path(encoder).exists():
@@ -1149,13 +1392,14 @@ def _train_topics(
         notes += [note] if note else []
     return run_topics_command(
         files=files,
-        taxonomy=load_taxonomy(path),
-        taxonomy_source=str(path or DEFAULT_TAXONOMY),
+        taxonomy=taxonomy,
+        taxonomy_source=taxonomy_source,
         out=target,
         encoder_names=encoder_names,
         seed=seed,
         progress=progress,
         notes=notes,
+        store_rows=store_rows,
     )
 
 

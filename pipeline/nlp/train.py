@@ -16,8 +16,19 @@ each licence recorded in the model card:
   and low urgency; clearly negative Amazon reviews are complaints of normal urgency.
 
 Extra labelled files (``--data FILE``; CSV or JSONL with ``text``, ``label`` and optionally
-``language`` and ``task`` columns) are added to the training set, 80/20 split. That is how the
-team's own relabels get in today: the store has no relabel table yet, so export them to a file.
+``language`` and ``task`` columns) are added to the training set, 80/20 split.
+
+**The team's own labels** (``careradar triage label``, stored in the ``labels`` table) come in
+with ``careradar train --from-store`` (:func:`store_examples`, source ``store``), or exported
+with ``careradar labels export`` and passed as ``--data FILE``. The text is the classifier's own
+input for the item (title + text, as :class:`~pipeline.nlp.model.ModelClassifier` builds it).
+They are split 80/20 per class (a class with two labels or more always puts one in the test
+part), and their held-out scores are reported on their own (``in-domain``): that is the figure
+that says how the heads do on the team's data. In-domain rows are few next to the shared data,
+so each store training row is weighted (:func:`store_weight`) for them to carry
+:data:`STORE_SHARE` of the training weight together, but one row never more than
+:data:`STORE_WEIGHT_MAX` times a shared row (so a handful of labels cannot swamp thousands of
+others) and never less than one (a large store keeps its natural, bigger share).
 
 **Held-out split.** Each source is split 80/20 with the seed (Banking77 and SmSA keep their
 own train/test or train/valid splits). Metrics are always on the held-out part, per source
@@ -44,11 +55,11 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -57,8 +68,12 @@ from pipeline.nlp.encoders import Encoder
 from pipeline.nlp.heads import LinearHead, expected_calibration_error, fit_temperature
 from pipeline.nlp.taxonomy import Topic
 
+if TYPE_CHECKING:
+    from pipeline.sinks.store import LabelledItem
+
 __all__ = [
     "SHARED_DATA",
+    "STORE_SOURCE",
     "TASKS",
     "Example",
     "TaskReport",
@@ -67,7 +82,9 @@ __all__ = [
     "builtin_examples",
     "embed_texts",
     "fit_head",
+    "has_head_labels",
     "has_topic_labels",
+    "labelled_texts",
     "load_labelled_file",
     "load_topic_file",
     "metrics",
@@ -75,6 +92,11 @@ __all__ = [
     "run_topics_command",
     "run_training",
     "split_topic_examples",
+    "store_examples",
+    "store_export_rows",
+    "store_notes",
+    "store_topic_examples",
+    "store_weight",
     "train_topics",
 ]
 
@@ -181,7 +203,23 @@ LICENCES: Final[dict[str, str]] = {
     "cfpb": "CFPB Consumer Complaint Database narratives, U.S. government public data",
     "seed": "careradar hand-written seed examples (this repository, Apache-2.0)",
     "file": "user-supplied file (--data)",
+    "store": "the team's own labels from the triage queue (careradar's store, --from-store): "
+    "the team's data under the team's terms",
 }
+
+STORE_SOURCE: Final = "store"
+"""``Example.source`` of the labels read from the store."""
+STORE_SHARE: Final = 1 / 3
+"""The share of the training weight the store's labels aim to carry together (see the module
+doc), by weighting each store row within 1..:data:`STORE_WEIGHT_MAX`."""
+STORE_WEIGHT_MAX: Final = 10.0
+STORE_MIN_LABELS: Final = 20
+"""Fewer store labels than this for a task train anyway, with a note: the in-domain held-out
+score of a few rows is noise."""
+STORE_MIN_PER_CLASS: Final = 2
+"""A class needs this many store labels to be both trained on and measured."""
+ABSENT_CLASS_BIAS: Final = -30.0
+"""Bias of a class no training row had (a small in-domain set): the head never predicts it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +253,11 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         ) from exc
 
 
-def _split(rows: list[Example], rng: random.Random, test_share: float = 0.2) -> list[Example]:
-    """Seeded, stratified by label: ``test_share`` of each label goes to the test split."""
+def _split(
+    rows: list[Example], rng: random.Random, test_share: float = 0.2, min_test: int = 0
+) -> list[Example]:
+    """Seeded, stratified by label: ``test_share`` of each label goes to the test split (at
+    least ``min_test`` rows while one stays for training)."""
     by_label: dict[str, list[Example]] = defaultdict(list)
     for row in rows:
         by_label[row.label].append(row)
@@ -224,7 +265,7 @@ def _split(rows: list[Example], rng: random.Random, test_share: float = 0.2) -> 
     for label in sorted(by_label):
         group = by_label[label]
         rng.shuffle(group)
-        n_test = round(len(group) * test_share)
+        n_test = max(round(len(group) * test_share), min(min_test, len(group) - 1))
         out += [_with_split(r, "test") for r in group[:n_test]]
         out += [_with_split(r, "train") for r in group[n_test:]]
     return out
@@ -465,6 +506,114 @@ def _norm_label(task: str, value: Any) -> str:
     return _LABEL_ALIASES.get(label, label)
 
 
+# -- the team's own labels (the store) ----------------------------------------------------------
+
+
+def labelled_texts(records: Iterable[LabelledItem], task: str) -> dict[str, LabelledItem]:
+    """Classifier input text -> the newest label of ``task`` for it: the same words labelled
+    twice (a cross-post, a re-label) are one example, so they cannot sit on both sides of the
+    held-out split."""
+    from pipeline.nlp.model import ModelClassifier
+
+    latest: dict[str, LabelledItem] = {}
+    for r in sorted(
+        (r for r in records if r.task == task), key=lambda r: (r.labelled_at, r.item_id)
+    ):
+        # The text exactly as the model classifier builds it for this item, then cut like
+        # a --data file's rows, so an exported file and --from-store train on the same texts.
+        text = _head_text(ModelClassifier._analysis_text(r.item), 2_000)
+        if text:
+            latest[text] = r
+    return latest
+
+
+def store_examples(records: Iterable[LabelledItem], task: str) -> list[Example]:
+    """The store's labels for ``task`` (one of :data:`TASKS`) as unsplit examples."""
+    return [
+        Example(text, str(r.value), _primary_language(r.language), STORE_SOURCE, "")
+        for text, r in labelled_texts(records, task).items()
+    ]
+
+
+def store_topic_examples(
+    records: Iterable[LabelledItem], taxonomy: Sequence[Topic]
+) -> tuple[list[TopicExample], list[str]]:
+    """The store's topics labels as unsplit topic examples, plus notes: a topic that is no
+    longer in ``taxonomy`` is dropped from its rows (and said so)."""
+    order = {t.name: i for i, t in enumerate(taxonomy)}
+    gone: Counter[str] = Counter()
+    out: list[TopicExample] = []
+    for text, r in labelled_texts(records, TOPICS_TASK).items():
+        names = list(r.value) if isinstance(r.value, tuple) else []
+        gone.update(n for n in names if n not in order)
+        kept = sorted((n for n in names if n in order), key=order.__getitem__)
+        out.append(TopicExample(text, tuple(kept), _primary_language(r.language), ""))
+    notes = [
+        f"store topic {name!r} ({n} labels) is not in the taxonomy any more: ignored"
+        for name, n in sorted(gone.items())
+    ]
+    return out, notes
+
+
+def store_export_rows(records: Iterable[LabelledItem], task: str) -> list[dict[str, Any]]:
+    """The store's labels of ``task`` as rows of a training file that ``--data FILE`` reads
+    (:func:`load_labelled_file`; topics: :func:`load_topic_file`): ``text`` (the classifier's
+    input), ``label`` (empty for topics), ``topics`` (a list; None for the other tasks),
+    ``language``, ``task``, and for measuring agreement later ``item_id``, ``labelled_at``,
+    ``actor``, ``model_value`` and ``model_version``."""
+    out: list[dict[str, Any]] = []
+    for text, r in labelled_texts(records, task).items():
+        topics = task == TOPICS_TASK
+        model = r.model_value
+        out.append(
+            {
+                "text": text,
+                "label": "" if topics else str(r.value),
+                "topics": list(r.value) if topics else None,
+                "language": _primary_language(r.language),
+                "task": task,
+                "item_id": r.item_id,
+                "labelled_at": r.labelled_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "actor": r.actor,
+                "model_value": list(model) if isinstance(model, tuple) else model,
+                "model_version": r.model_version,
+            }
+        )
+    return out
+
+
+def store_notes(task: str, rows: Sequence[Example]) -> list[str]:
+    """What is too thin about the store's labels for ``task`` (empty when enough)."""
+    if not rows:
+        return [f"{task}: no labels in the store (careradar triage label ITEM --{task} ...)"]
+    notes: list[str] = []
+    if len(rows) < STORE_MIN_LABELS:
+        notes.append(
+            f"{task}: only {len(rows)} labels in the store (fewer than {STORE_MIN_LABELS}): "
+            "trained on them, but their held-out score is noise until there are more"
+        )
+    counts = Counter(r.label for r in rows)
+    thin = [
+        f"{label} {counts[label]}" for label in TASKS[task] if counts[label] < STORE_MIN_PER_CLASS
+    ]
+    if thin:
+        notes.append(
+            f"{task}: too few store labels for {', '.join(thin)} (a class needs "
+            f"{STORE_MIN_PER_CLASS}: one to train on, one to measure)"
+        )
+    return notes
+
+
+def store_weight(n_store: int, n_other: int) -> float:
+    """Weight of one store training row next to ``n_other`` other rows (see the module doc):
+    what makes the store's rows carry :data:`STORE_SHARE` of the weight together, within
+    1..:data:`STORE_WEIGHT_MAX`; 1 when either side is empty."""
+    if not n_store or not n_other:
+        return 1.0
+    wanted = STORE_SHARE * n_other / ((1 - STORE_SHARE) * n_store)
+    return round(min(STORE_WEIGHT_MAX, max(1.0, wanted)), 3)
+
+
 # -- embeddings ---------------------------------------------------------------------------------
 
 
@@ -571,12 +720,15 @@ def fit_head(
     seed: int = 13,
     c: float = 2.0,
     calibration_share: float = 0.15,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[LinearHead, dict[str, float]]:
     """Fit a logistic-regression head, then a temperature on a held-back slice of ``x``.
 
     Classes are weighted by inverse frequency (``class_weight="balanced"``): neutral sentiment
-    and urgent texts are rare, and the product cares about finding them. Returns the head and
-    its calibration figures (ECE before/after temperature scaling on the held-back slice).
+    and urgent texts are rare, and the product cares about finding them. ``sample_weight``
+    (one per row) multiplies that, e.g. for in-domain rows (:func:`store_weight`). A class
+    without rows (a small in-domain set) is never predicted. Returns the head and its
+    calibration figures (ECE before/after temperature scaling on the held-back slice).
     """
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
@@ -587,10 +739,13 @@ def fit_head(
     order = rng.permutation(len(target))
     n_cal = int(len(order) * calibration_share)
     cal, fit = order[:n_cal], order[n_cal:]
+    if len(np.unique(target[fit])) < 2:  # a tiny set whose held-back slice took a whole class
+        n_cal, cal, fit = 0, order[:0], order
 
     def train(rows: np.ndarray) -> Any:
         model = LogisticRegression(C=c, max_iter=2_000, class_weight="balanced")
-        model.fit(x[rows], target[rows])
+        weights = None if sample_weight is None else sample_weight[rows]
+        model.fit(x[rows], target[rows], sample_weight=weights)
         return model
 
     model = train(fit)
@@ -612,10 +767,15 @@ def fit_head(
 def _sklearn_weights(model: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     coef = np.asarray(model.coef_, dtype=np.float64)
     intercept = np.asarray(model.intercept_, dtype=np.float64)
-    if coef.shape[0] == 1 and k == 2:  # binary: sklearn keeps one row for the positive class
+    present = np.asarray(model.classes_, dtype=np.int64)
+    if coef.shape[0] == 1 and len(present) == 2:  # binary: sklearn keeps one row for class 1
         coef = np.vstack([-coef / 2, coef / 2])
         intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    return coef.T.astype(np.float32), intercept.astype(np.float32)
+    # Classes the training rows lacked keep zero weights and a bias that never wins.
+    weights = np.zeros((k, coef.shape[1]), dtype=np.float64)
+    bias = np.full(k, ABSENT_CLASS_BIAS, dtype=np.float64)
+    weights[present], bias[present] = coef, intercept
+    return weights.T.astype(np.float32), bias.astype(np.float32)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -647,20 +807,33 @@ def run_training(
     seed: int = 13,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     seed_dir: Path | None = None,
+    store: Mapping[str, Sequence[Example]] | None = None,
+    notes: list[str] | None = None,
 ) -> list[TaskReport]:
     """Train every task with every encoder in ``encoders`` and write the heads to ``out``.
 
     ``encoders`` maps an encoder's load name (``"e5-small"``, ``"minilm"``) to the encoder; heads
     go to ``out/<load name>/<task>.npz`` (int8 variants share the fp32 folder).
     ``progress(description, total)`` returns a callback fed with the number of texts encoded.
+    ``store`` gives the team's own labels per task (:func:`store_examples`, unsplit): they are
+    split here, weighted (:func:`store_weight`) and measured on their own
+    (``TaskReport.extra["store"]``). With ``store``, a task or encoder without enough data to
+    fit (no rows, one class) is skipped with a line in ``notes`` instead of an error.
     """
     reports: list[TaskReport] = []
+    skipped = notes if notes is not None else []
     for task in tasks:
         examples = builtin_examples(task, data, seed=seed, seed_dir=seed_dir) if data else []
         rng = random.Random(f"files:{task}:{seed}")
         for path in files:
             examples += _split(load_labelled_file(path, task=task), rng)
+        if store is not None:
+            own = list(store.get(task, ()))
+            examples += _split(own, random.Random(f"store:{task}:{seed}"), min_test=1)
         if not examples:
+            if store is not None:
+                skipped.append(f"{task}: no training data at all: not trained")
+                continue
             raise ConfigError(
                 f"no training data for task {task!r}",
                 hint="pass --data FILE with text and label columns, or --shared-data DIR",
@@ -672,12 +845,32 @@ def run_training(
                 rows = [e for e in examples if e.language in encoder.languages]
             if not rows:
                 continue
+            train_labels = {e.label for e in rows if e.split == "train"}
+            if len(train_labels) < 2:
+                if store is None:
+                    raise ConfigError(
+                        f"{task}: the training rows have {len(train_labels)} class(es); "
+                        "a head needs two or more",
+                        hint="add labelled rows of the other classes",
+                    )
+                skipped.append(
+                    f"{task} ({slot}): the training rows have only "
+                    f"{', '.join(sorted(train_labels)) or 'no'} labels: not trained"
+                )
+                continue
             vectors = embed_texts(encoder, (e.text for e in rows), progress=progress)
             x = np.stack([vectors[e.text] for e in rows]).astype(np.float32, copy=False)
             train_idx = np.array([i for i, e in enumerate(rows) if e.split == "train"])
             test_idx = np.array([i for i, e in enumerate(rows) if e.split == "test"])
+            in_domain = np.array([rows[i].source == STORE_SOURCE for i in train_idx])
+            weight = store_weight(int(in_domain.sum()), int((~in_domain).sum()))
             head, calibration = fit_head(
-                task, x[train_idx], [rows[i].label for i in train_idx], encoder=slot, seed=seed
+                task,
+                x[train_idx],
+                [rows[i].label for i in train_idx],
+                encoder=slot,
+                seed=seed,
+                sample_weight=np.where(in_domain, weight, 1.0) if weight != 1.0 else None,
             )
             predicted = head.predict(x[test_idx]) if len(test_idx) else []
             gold = [rows[i].label for i in test_idx]
@@ -712,6 +905,20 @@ def run_training(
                 "test_macro_f1": overall["macro_f1"],
             }
             head.meta["encoder_model"] = encoder.name
+            extra: dict[str, Any] = {}
+            if store is not None:
+                # The in-domain figure: the held-out part of the team's own labels alone.
+                own_test = [j for j, i in enumerate(test_idx) if rows[i].source == STORE_SOURCE]
+                extra["store"] = {
+                    "n_train": int(in_domain.sum()),
+                    "weight": weight,
+                    "held_out": metrics(
+                        [gold[j] for j in own_test],
+                        [predicted[j] for j in own_test],
+                        TASKS[task],
+                    ),
+                }
+                head.meta["store_weight"] = weight
             from pipeline.nlp.model import heads_key
 
             head.save(out / heads_key(slot))
@@ -726,6 +933,7 @@ def run_training(
                     by_group=groups,
                     calibration=calibration,
                     seconds=round(time.perf_counter() - started, 1),
+                    extra=extra,
                 )
             )
     return reports
@@ -866,6 +1074,16 @@ def write_model_card(
         lines.append(f"- `{s}`: {LICENCES.get(names.get(s, s), LICENCES['file'])}")
     if files:
         lines.append(f"- extra files: {', '.join(str(f) for f in files)}")
+    own = [r for r in reports if "store" in r.extra]
+    if own:
+        weights = sorted({f"{r.extra['store']['weight']:g}" for r in own})
+        lines += [
+            "",
+            "`store` rows are the team's own labels from the triage queue (`careradar triage",
+            "label`, read with `train --from-store`), 80/20 split per class. Each store training",
+            f"row weighs {' / '.join(weights)} times a shared row (aiming at {STORE_SHARE:.0%} of",
+            f"the training weight together, within 1-{STORE_WEIGHT_MAX:g}x per row).",
+        ]
     if used_builtin:
         lines += [
             "",
@@ -925,14 +1143,31 @@ def write_model_card(
             ]
         )
     lines += [_table(rows), ""]
+    if own:
+        lines += ["### In-domain: the team's own labels (held out)", ""]
+        rows = [["task", "encoder", "train", "test", "accuracy", "macro-F1"]]
+        for r in own:
+            part = r.extra["store"]
+            m = part["held_out"]
+            rows.append(
+                [
+                    r.task,
+                    r.encoder,
+                    str(part["n_train"]),
+                    str(m["n"]),
+                    f"{m['accuracy']:.3f}",
+                    f"{m['macro_f1']:.3f}",
+                ]
+            )
+        lines += [_table(rows), ""]
     lines += [
         "## Limits",
         "",
         "- Issue targets (sentiment macro-F1 >= 0.80 on English customer tweets, >= 0.85 on",
         "  Chinese and Indonesian reviews) are for held-out customer-care data we do not have;",
         "  the VADER tweets here are general tweets, and frozen encoders + linear heads stay well",
-        "  below fine-tuned models. In-domain relabels are the biggest lever: export them and",
-        "  pass `--data FILE`.",
+        "  below fine-tuned models. In-domain relabels are the biggest lever: label items in",
+        "  the triage queue (`careradar triage label`), then `careradar train --from-store`.",
         "- Neutral is the hardest class everywhere (few examples, fuzzy boundary).",
         "- A dataset with a single gold class (CFPB: all complaints) has a macro-F1 near 0.5",
         "  by construction; read its accuracy.",
@@ -960,8 +1195,13 @@ def run_training_command(
     files: Sequence[Path],
     seed: int,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    store: Mapping[str, Sequence[Example]] | None = None,
 ) -> dict[str, Any]:
-    """What ``careradar train`` does; returns a JSON-able summary."""
+    """What ``careradar train`` does; returns a JSON-able summary.
+
+    ``store`` (``--from-store``): the team's labels per task (:func:`store_examples`); the
+    summary then has a ``store`` part (labels per task, notes on what is too thin) and each
+    report its in-domain held-out scores."""
     from pipeline.nlp.encoders import load_encoder
     from pipeline.nlp.model import default_models_dir
 
@@ -972,6 +1212,10 @@ def run_training_command(
             f"{data}: shared training data folder not found",
             hint="pass --shared-data DIR, or --no-builtin-data with --data FILE",
         )
+    notes: list[str] = []
+    if store is not None:
+        for task in tasks:
+            notes += store_notes(task, store.get(task, ()))
     encoders = {name: load_encoder(name) for name in encoder_names}
     seed_dir = default_models_dir() / "seed"
     reports = run_training(
@@ -983,7 +1227,15 @@ def run_training_command(
         seed=seed,
         progress=progress,
         seed_dir=seed_dir,
+        store=store,
+        notes=notes,
     )
+    if store is not None and not reports:
+        raise ConfigError(
+            f"nothing to train: {'; '.join(notes)}",
+            hint="label items with: careradar triage label ITEM --sentiment ..., or train "
+            "with the shared data too (leave out --no-builtin-data)",
+        )
     extra: dict[str, dict[str, Any]] = {}
     eval_file = seed_dir / "sentiment_eval.csv"
     if "sentiment" in tasks and eval_file.is_file():
@@ -999,7 +1251,8 @@ def run_training_command(
                 extra[f"{name} handwritten ({lang})"] = metrics(
                     [r.label for r in sel], head.predict(x), TASKS["sentiment"]
                 )
-    routes, reason = decide_routes(reports, encoders) if set(tasks) == set(TASKS) else ({}, "")
+    trained = {r.task for r in reports}
+    routes, reason = decide_routes(reports, encoders) if trained == set(TASKS) else ({}, "")
     if routes:
         write_manifest(target, routes, reason)
         write_model_card(
@@ -1028,10 +1281,26 @@ def run_training_command(
                 },
                 "calibration": r.calibration,
                 "seconds": r.seconds,
+                **({"store": _store_summary(r.extra["store"])} if "store" in r.extra else {}),
             }
             for r in reports
         ],
         "extra_evals": {k: {"n": v["n"], "macro_f1": v["macro_f1"]} for k, v in extra.items()},
+        **(
+            {"store": {"labels": {t: len(store.get(t, ())) for t in tasks}, "notes": notes}}
+            if store is not None
+            else {}
+        ),
+    }
+
+
+def _store_summary(part: dict[str, Any]) -> dict[str, Any]:
+    held_out = part["held_out"]
+    return {
+        "n_train": part["n_train"],
+        "n_test": held_out["n"],
+        "weight": part["weight"],
+        "held_out": {k: held_out[k] for k in ("accuracy", "macro_f1", "per_class")},
     }
 
 
@@ -1066,6 +1335,19 @@ def has_topic_labels(path: Path, topics_col: str = TOPICS_COLUMN) -> bool:
     get their readable error from the loader that does read them."""
     try:
         return any(topics_col in rec for _where, rec in _read_records(path, hint=""))
+    except ConfigError:
+        return False
+
+
+def has_head_labels(path: Path, label_col: str = "label") -> bool:
+    """Whether ``path`` has rows for the sentiment/complaint/urgency heads (a non-empty label,
+    and a ``task`` column that is empty or names one of :data:`TASKS`): a file from
+    ``careradar labels export`` holds those and topics rows side by side."""
+    try:
+        return any(
+            str(rec.get(label_col) or "").strip() and rec.get("task") in (None, "", *TASKS)
+            for _where, rec in _read_records(path, hint="")
+        )
     except ConfigError:
         return False
 
@@ -1374,19 +1656,22 @@ def write_topics_card(
     seed: int,
     taxonomy_source: str,
     digest: str,
+    store_rows: int = 0,
 ) -> Path:
     """Add the topic scores to ``out/MODEL_CARD.md``, replacing an earlier topics section
     (between :data:`TOPICS_CARD_BEGIN` and :data:`TOPICS_CARD_END`) and keeping the rest."""
     from pipeline.nlp.topics import MIN_POSITIVES
 
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    data = [f"{', '.join(str(f) for f in files)} ({LICENCES['file']})"] if files else []
+    if store_rows:
+        data.append(f"{store_rows} topic labels from the store ({LICENCES['store']})")
     lines = [
         TOPICS_CARD_BEGIN,
         "## Topic heads (`careradar train --task topics`)",
         "",
         f"Trained {now}, seed {seed}, on: {machine_description()}.",
-        f"Taxonomy: {taxonomy_source} (digest {digest}). Data: "
-        f"{', '.join(str(f) for f in files)} ({LICENCES['file']}).",
+        f"Taxonomy: {taxonomy_source} (digest {digest}). Data: {'; '.join(data)}.",
         "",
         f"Method: for each topic with at least {MIN_POSITIVES} labelled training rows, a "
         "logistic regression over [embedding, zero-shot logit] (`pipeline/nlp/topics.py`); "
@@ -1479,22 +1764,26 @@ def run_topics_command(
     seed: int,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     notes: Sequence[str] = (),
+    store_rows: Sequence[TopicExample] = (),
 ) -> dict[str, Any]:
     """What ``careradar train --task topics`` does; returns a JSON-able summary.
 
-    Raises :class:`ConfigError` (before any encoding) when there are no files or rows, for an
-    unknown topic, or when no topic has enough training rows to fit a head.
+    ``store_rows`` (unsplit, :func:`store_topic_examples`) are the team's topic labels from the
+    store, trained on with the files' rows. Raises :class:`ConfigError` (before any encoding)
+    when there are no files or rows, for an unknown topic, or when no topic has enough
+    training rows to fit a head.
     """
     from pipeline.nlp.encoders import load_encoder
     from pipeline.nlp.language import detect_languages
     from pipeline.nlp.topics import MIN_POSITIVES, taxonomy_digest
 
-    if not files:
+    if not files and not store_rows:
         raise ConfigError(
             "careradar train --task topics needs labelled data",
-            hint="pass --data FILE with 'text' and 'topics' columns (topics: 'delivery;billing')",
+            hint="pass --data FILE with 'text' and 'topics' columns (topics: 'delivery;billing'),"
+            " or --from-store with topics labelled in the triage queue",
         )
-    rows: list[TopicExample] = []
+    rows: list[TopicExample] = list(store_rows)
     for path in files:
         rows += load_topic_file(path, taxonomy)
     if not rows:
@@ -1531,6 +1820,7 @@ def run_topics_command(
         seed=seed,
         taxonomy_source=taxonomy_source,
         digest=taxonomy_digest(taxonomy),
+        store_rows=len(store_rows),
     )
     return {
         "out": str(out),

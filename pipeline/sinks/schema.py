@@ -57,6 +57,7 @@ ITEM_STATUSES = ("new", "acknowledged", "responded", "resolved", "ignored")
 RUN_STATUSES = ("running", "ok", "partial", "error", "not_configured")
 ALERT_STATES = ("firing", "resolved")
 CHANNELS = ("chat", "social", "email", "review", "forum")
+LABEL_TASKS = ("sentiment", "complaint", "urgency", "topics")
 
 
 def _in_check(column: str, values: tuple[str, ...]) -> str:
@@ -277,6 +278,35 @@ bad_inputs = Table(
     Column("last_seen_at", UTCDateTime(), nullable=False),
     Column("times_seen", Integer, nullable=False, server_default="1"),
     UniqueConstraint("source", "raw_sha256", "reason"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    # A person's current label for one item and one task (the triage queue's "this is not
+    # negative"); it overrides the model wherever people see the item, and trains the heads
+    # (``careradar train --from-store``). Every change is also an ``events`` row (kind "label").
+    Column("id", _pk_type(), primary_key=True, autoincrement=True),
+    Column(
+        "item_id",
+        _fk_type(),
+        ForeignKey("items.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("task", String(16), nullable=False),
+    # sentiment: negative|neutral|positive; complaint: yes|no; urgency: low|normal|high;
+    # topics: taxonomy topic names joined by ';' in name order ('' = about none of them).
+    Column("value", Text, nullable=False),
+    # What the newest classification said when the label was set (same encoding as value),
+    # so model-human agreement can be measured later; NULL when the item was not classified.
+    Column("model_value", Text),
+    Column("model_version", String(100)),
+    Column("actor", String(200), nullable=False),
+    Column("note", Text),
+    Column("labelled_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("item_id", "task"),
+    CheckConstraint(_in_check("task", LABEL_TASKS), name="task"),
+    Index(None, "task"),
 )
 
 TABLE_NAMES: tuple[str, ...] = tuple(metadata.tables)

@@ -22,6 +22,7 @@ detection cannot miss a customer post and its brand reply committed at the same 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -29,11 +30,11 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -67,7 +68,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from pipeline.errors import NotFound, StoreError, TransientError
+from pipeline.errors import ConfigError, NotFound, StoreError, TransientError
 from pipeline.items import (
     AwaitingItem,
     BadInputRecord,
@@ -75,6 +76,7 @@ from pipeline.items import (
     Classification,
     Entity,
     Flag,
+    Item,
     ProcessedItem,
     Sentiment,
     SlaState,
@@ -84,6 +86,7 @@ from pipeline.items import (
     utc,
 )
 from pipeline.sinks.schema import (
+    LABEL_TASKS,
     RUN_STATUSES,
     TABLE_NAMES,
     alerts,
@@ -93,13 +96,18 @@ from pipeline.sinks.schema import (
     cursors,
     events,
     items,
+    labels,
     metadata,
     sla,
 )
 
 __all__ = [
+    "LABEL_TASKS",
+    "LABEL_VALUES",
     "Existing",
     "ItemRow",
+    "Label",
+    "LabelledItem",
     "SourceStatus",
     "Store",
     "WriteResult",
@@ -131,6 +139,21 @@ _MIGRATION_LOCK = 0x6361726572616472  # "careradr": serialises concurrent `db up
 _OPEN = (Status.NEW.value, Status.ACKNOWLEDGED.value)
 _REPLY_CHANNELS = (Channel.CHAT.value, Channel.EMAIL.value)
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+LABEL_VALUES: Final[dict[str, tuple[str, ...]]] = {
+    "sentiment": tuple(s.value for s in Sentiment),
+    "complaint": ("no", "yes"),  # the classifier's complaint head labels (and train's)
+    "urgency": tuple(u.value for u in Urgency),
+}
+"""The values a person may give each single-label task; ``topics`` takes taxonomy names."""
+
+TOPICS_SEPARATOR: Final = ";"
+"""How a topics label is stored (names in name order; the empty string means none of them)."""
+
+_TOPIC_SPLIT = re.compile(r"[;,|]")
+_LABEL_JOINS = {task: labels.alias(f"label_{task}") for task in LABEL_TASKS}
+"""One outer join of ``labels`` per task: the row readers' human overrides."""
+_LABEL_COLUMNS = ("value", "actor", "labelled_at", "model_value", "model_version", "note")
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,9 +195,44 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Label:
+    """A person's current label for one item and task (``triage label``).
+
+    ``value`` is the label (``topics``: a tuple of taxonomy names, empty for "none of them");
+    ``model_value``/``model_version`` are what the newest classification said when the label
+    was set (None when the item was not classified), kept to measure model-human agreement.
+    """
+
+    task: str
+    value: str | tuple[str, ...]
+    actor: str
+    labelled_at: datetime
+    model_value: str | tuple[str, ...] | None
+    model_version: str | None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": list(self.value) if isinstance(self.value, tuple) else self.value,
+            "actor": self.actor,
+            "labelled_at": _iso(self.labelled_at),
+            "model_value": (
+                list(self.model_value) if isinstance(self.model_value, tuple) else self.model_value
+            ),
+            "model_version": self.model_version,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ItemRow:
     """One stored item as readers see it: the item, its newest classification, its SLA row and
-    the flags that put it in the triage queue (computed for a given ``now``)."""
+    the flags that put it in the triage queue (computed for a given ``now``).
+
+    Where a person labelled the item (``labels``), ``sentiment``, ``is_complaint``, ``urgency``
+    and ``topics`` (each human topic at 1.0) are the person's, and so are the flags; the
+    model's own output stays in ``sentiment_scores``/``complaint_score`` and in each
+    :class:`Label`'s ``model_value``."""
 
     id: int
     source: str
@@ -218,6 +276,8 @@ class ItemRow:
     first_response_at: datetime | None
     breached: bool | None
     flags: tuple[str, ...]
+    # human labels by task (empty when nobody labelled the item)
+    labels: Mapping[str, Label] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict; timestamps are ISO 8601 in UTC with a ``Z`` suffix."""
@@ -231,6 +291,8 @@ class ItemRow:
                     {"label": e.label, "text": e.text, "start": e.start, "end": e.end}
                     for e in value
                 ]
+            elif f.name == "labels":
+                value = {task: label.to_json() for task, label in value.items()}
             elif isinstance(value, tuple):
                 value = [str(v) for v in value]
             elif isinstance(value, Mapping):
@@ -239,6 +301,28 @@ class ItemRow:
                 value = str(value)  # StrEnum -> plain str
             out[f.name] = value
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledItem:
+    """One human label with the item it labels, for training and export
+    (:meth:`Store.iter_labels`).
+
+    ``item`` carries what the classifier was given (cleaned title and text, language; ``raw``
+    is left out); build the classifier's input from it with the classifier's own function
+    (``pipeline.nlp.train.store_examples`` does). ``language`` is the item's, else the one its
+    newest classification detected.
+    """
+
+    item_id: int
+    item: Item
+    language: str | None
+    task: str
+    value: str | tuple[str, ...]
+    labelled_at: datetime
+    actor: str
+    model_value: str | tuple[str, ...] | None
+    model_version: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +411,107 @@ def _language(value: str | None) -> str | None:
     return value
 
 
+def _topic_key(value: str) -> str:
+    """'Late Delivery' and 'late-delivery' name the topic ``late_delivery``."""
+    return re.sub(r"[\s\-]+", "_", value.strip().casefold())
+
+
+def _label_task(task: str) -> str:
+    if task not in LABEL_TASKS:
+        raise ConfigError(
+            f"unknown label task {task!r}; valid values are: {', '.join(LABEL_TASKS)}",
+            hint="label one of: --sentiment, --complaint, --urgency, --topics",
+        )
+    return task
+
+
+def _label_value(task: str, value: Any, taxonomy: Iterable[str] | None) -> str:
+    """``value`` checked and in its stored form; a ConfigError names the valid values."""
+    if task == "topics":
+        return _topics_value(value, taxonomy)
+    allowed = LABEL_VALUES[task]
+    if task == "complaint" and isinstance(value, bool):
+        value = "yes" if value else "no"
+    text = str(value).strip().casefold() if isinstance(value, str) else None
+    if text not in allowed:
+        raise ConfigError(
+            f"{value!r} is not a {task} label; valid values are: {', '.join(allowed)}",
+            hint=f"e.g. careradar triage label ITEM --{task} {allowed[-1]}",
+        )
+    return text
+
+
+@functools.cache
+def _builtin_topic_names() -> tuple[str, ...]:
+    from pipeline.nlp.taxonomy import load_taxonomy  # the built-in one: the store has no config
+
+    return tuple(t.name for t in load_taxonomy())
+
+
+def _topics_value(value: Any, taxonomy: Iterable[str] | None) -> str:
+    names = list(_builtin_topic_names() if taxonomy is None else taxonomy)
+    known = {_topic_key(n): n for n in names}
+    if isinstance(value, str):
+        parts = [p for p in _TOPIC_SPLIT.split(value) if p.strip()]
+    elif isinstance(value, Iterable):
+        parts = [str(p) for p in value if str(p).strip()]
+    else:
+        raise ConfigError(f"topics label must be a list of topic names, got {value!r}")
+    picked: set[str] = set()
+    for part in parts:
+        name = known.get(_topic_key(part))
+        if name is None:
+            raise ConfigError(
+                f"unknown topic {part.strip()!r}; valid topics are: {', '.join(names)}",
+                hint="use the names of the configured taxonomy (classifier.taxonomy), or add "
+                "the topic to the taxonomy first",
+            )
+        picked.add(name)
+    return TOPICS_SEPARATOR.join(sorted(picked))
+
+
+def _decode_label(task: str, stored: str) -> str | tuple[str, ...]:
+    if task == "topics":
+        return tuple(n for n in stored.split(TOPICS_SEPARATOR) if n)
+    return stored
+
+
+def _decode_optional(task: str, stored: str | None) -> str | tuple[str, ...] | None:
+    return None if stored is None else _decode_label(task, stored)
+
+
+def _model_label(task: str, m: RowMapping) -> str | None:
+    """What a classification row says for ``task``, in the labels table's encoding."""
+    if task == "sentiment":
+        return None if m["sentiment"] is None else str(m["sentiment"])
+    if task == "complaint":
+        return None if m["is_complaint"] is None else ("yes" if m["is_complaint"] else "no")
+    if task == "urgency":
+        return None if m["urgency"] is None else str(m["urgency"])
+    if m["topics"] is None:
+        return None
+    return TOPICS_SEPARATOR.join(sorted(m["topics"]))
+
+
+def _row_labels(m: RowMapping) -> dict[str, Label]:
+    """The human labels joined onto an item row by ``_row_select``."""
+    found: dict[str, Label] = {}
+    for task in LABEL_TASKS:
+        stored = m[f"label_{task}_value"]
+        if stored is None:
+            continue
+        found[task] = Label(
+            task=task,
+            value=_decode_label(task, stored),
+            actor=m[f"label_{task}_actor"],
+            labelled_at=m[f"label_{task}_labelled_at"],
+            model_value=_decode_optional(task, m[f"label_{task}_model_value"]),
+            model_version=m[f"label_{task}_model_version"],
+            note=m[f"label_{task}_note"],
+        )
+    return found
+
+
 LIVE_WINDOW_MAX = 3_600
 """An overdue item stays 'live' in the queue for its target length, at most this many seconds."""
 
@@ -355,7 +540,8 @@ def _compute_flags(
     due_at: datetime | None,
     now: datetime,
 ) -> tuple[str, ...]:
-    """The same rules as ``SlaState.at_risk``/``breached`` and the SQL in ``_flag_conditions``."""
+    """The same rules as ``SlaState.at_risk``/``breached`` and the SQL in ``_flag_conditions``;
+    the caller passes the values people see (a human label where there is one)."""
     flags: list[str] = []
     if sentiment == Sentiment.NEGATIVE:
         flags.append(Flag.NEGATIVE)
@@ -1487,6 +1673,12 @@ class Store:
         joined = items.outerjoin(classifications, cl.id == self._newest_classification()).outerjoin(
             sla, sla.c.item_id == items.c.id
         )
+        label_columns = []
+        for task, label in _LABEL_JOINS.items():
+            joined = joined.outerjoin(
+                label, and_(label.c.item_id == items.c.id, label.c.task == task)
+            )
+            label_columns += [label.c[col].label(f"label_{task}_{col}") for col in _LABEL_COLUMNS]
         return select(
             items,
             cl.model_version,
@@ -1505,18 +1697,29 @@ class Store:
             sla.c.at_risk_at,
             sla.c.first_response_at,
             sla.c.breached,
+            *label_columns,
         ).select_from(joined)
 
     @staticmethod
+    def _effective_sentiment() -> ColumnElement[Any]:
+        """The sentiment people see: their label where there is one, else the model's."""
+        return func.coalesce(_LABEL_JOINS["sentiment"].c.value, classifications.c.sentiment)
+
+    @staticmethod
     def _flag_conditions(now: datetime) -> dict[Flag, ColumnElement[bool]]:
-        """SQL twins of :func:`_compute_flags`, for filtering and ordering in the database."""
+        """SQL twins of :func:`_compute_flags`, for filtering and ordering in the database.
+        A human label (``_row_select``'s label joins) overrides the model's value."""
         cl = classifications.c
         is_open = items.c.status.in_(_OPEN)
         unanswered = and_(is_open, sla.c.first_response_at.is_(None))
+        complaint = _LABEL_JOINS["complaint"].c.value
+        urgency = func.coalesce(_LABEL_JOINS["urgency"].c.value, cl.urgency)
         return {
-            Flag.NEGATIVE: cl.sentiment == Sentiment.NEGATIVE.value,
-            Flag.COMPLAINT: cl.is_complaint.is_(True),
-            Flag.URGENT: cl.urgency == Urgency.HIGH.value,
+            Flag.NEGATIVE: Store._effective_sentiment() == Sentiment.NEGATIVE.value,
+            Flag.COMPLAINT: or_(
+                complaint == "yes", and_(complaint.is_(None), cl.is_complaint.is_(True))
+            ),
+            Flag.URGENT: urgency == Urgency.HIGH.value,
             Flag.AT_RISK: and_(unanswered, sla.c.at_risk_at <= now, sla.c.due_at >= now),
             Flag.OVERDUE: and_(unanswered, sla.c.due_at < now),
         }
@@ -1528,6 +1731,18 @@ class Store:
             Entity(label=e["label"], text=e["text"], start=e["start"], end=e["end"])
             for e in (m["entities"] or [])
         )
+        human = _row_labels(m)
+        # A person's label beats the model's output wherever the item is shown.
+        sentiment = str(human["sentiment"].value) if "sentiment" in human else m["sentiment"]
+        is_complaint = (
+            human["complaint"].value == "yes"
+            if "complaint" in human
+            else None
+            if m["is_complaint"] is None
+            else bool(m["is_complaint"])
+        )
+        urgency = str(human["urgency"].value) if "urgency" in human else m["urgency"]
+        topics = dict.fromkeys(human["topics"].value, 1.0) if "topics" in human else m["topics"]
         return ItemRow(
             id=m["id"],
             source=m["source"],
@@ -1554,12 +1769,12 @@ class Store:
             assignee=m["assignee"],
             needs_reply=bool(m["needs_reply"]),
             model_version=m["model_version"],
-            sentiment=Sentiment(m["sentiment"]) if m["sentiment"] else None,
+            sentiment=Sentiment(sentiment) if sentiment else None,
             sentiment_scores=m["sentiment_scores"],
-            is_complaint=None if m["is_complaint"] is None else bool(m["is_complaint"]),
+            is_complaint=is_complaint,
             complaint_score=m["complaint_score"],
-            urgency=Urgency(m["urgency"]) if m["urgency"] else None,
-            topics=m["topics"],
+            urgency=Urgency(urgency) if urgency else None,
+            topics=topics,
             entities=entities,
             language_supported=(
                 None if m["language_supported"] is None else bool(m["language_supported"])
@@ -1572,14 +1787,15 @@ class Store:
             breached=None if m["breached"] is None else bool(m["breached"]),
             flags=_compute_flags(
                 status=status,
-                sentiment=m["sentiment"],
-                is_complaint=m["is_complaint"],
-                urgency=m["urgency"],
+                sentiment=sentiment,
+                is_complaint=is_complaint,
+                urgency=urgency,
                 first_response_at=m["first_response_at"],
                 at_risk_at=m["at_risk_at"],
                 due_at=m["due_at"],
                 now=now,
             ),
+            labels=human,
         )
 
     def _rows(self, conn: Connection, query: Select[Any], now: datetime) -> list[ItemRow]:
@@ -1673,7 +1889,7 @@ class Store:
         if status is not None:
             query = query.where(items.c.status == Status(status).value)
         if sentiment is not None:
-            query = query.where(classifications.c.sentiment == Sentiment(sentiment).value)
+            query = query.where(self._effective_sentiment() == Sentiment(sentiment).value)
         if since is not None:
             query = query.where(items.c.created_at >= utc(since))
         if until is not None:
@@ -1854,6 +2070,213 @@ class Store:
                 )
             rows = self._rows(conn, self._row_select().where(items.c.id == item_id), now_utc())
         return rows[0]
+
+    # -- human labels ------------------------------------------------------------------------
+
+    def set_label(
+        self,
+        item_id: int,
+        task: str,
+        value: Any,
+        *,
+        actor: str,
+        note: str | None = None,
+        taxonomy: Iterable[str] | None = None,
+    ) -> ItemRow:
+        """Record a person's label for one task of an item; it overrides the model wherever
+        the item is shown (queue flags included) and trains the heads (``train --from-store``).
+
+        ``task`` is one of :data:`LABEL_TASKS`; ``value`` one of :data:`LABEL_VALUES` (case
+        ignored; complaint also takes a bool) or, for ``topics``, topic names (a list or
+        ``"a;b"``; empty = about none of them) checked against ``taxonomy`` (the configured
+        taxonomy's names; default: the built-in taxonomy). A value that is not valid is a
+        :class:`ConfigError` naming the valid ones. Setting the label the item already has is a
+        no-op; any change is also an ``events`` row (kind ``label``, values ``task=value``).
+        """
+        return self.set_labels(item_id, {task: value}, actor=actor, note=note, taxonomy=taxonomy)
+
+    def clear_label(
+        self, item_id: int, task: str, *, actor: str, note: str | None = None
+    ) -> ItemRow:
+        """Remove a person's label (the model's value shows again); a no-op when none."""
+        return self.set_labels(item_id, {}, clear=[task], actor=actor, note=note)
+
+    def set_labels(
+        self,
+        item_id: int,
+        values: Mapping[str, Any],
+        *,
+        clear: Iterable[str] = (),
+        actor: str,
+        note: str | None = None,
+        taxonomy: Iterable[str] | None = None,
+    ) -> ItemRow:
+        """Set several labels and clear others in one transaction (all or nothing); see
+        :meth:`set_label`. Everything is validated before anything is written."""
+        wanted = {
+            _label_task(task): _label_value(task, value, taxonomy) for task, value in values.items()
+        }
+        cleared = [_label_task(task) for task in clear]
+        both = sorted(set(wanted) & set(cleared))
+        if both:
+            raise ConfigError(
+                f"cannot set and clear the {both[0]} label at once",
+                hint="give either the label or --clear for a task",
+            )
+        moment = now_utc()
+        with self._begin(write=True) as conn:
+            self._require_item(conn, item_id, items.c.id)  # locks the item: one labeller a time
+            current = {
+                m["task"]: m
+                for m in conn.execute(select(labels).where(labels.c.item_id == item_id)).mappings()
+            }
+            model = (
+                conn.execute(
+                    select(
+                        classifications.c.model_version,
+                        classifications.c.sentiment,
+                        classifications.c.is_complaint,
+                        classifications.c.urgency,
+                        classifications.c.topics,
+                    )
+                    .where(classifications.c.item_id == item_id)
+                    .order_by(classifications.c.created_at.desc(), classifications.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+
+            def record(task: str, old: str | None, new: str | None) -> None:
+                conn.execute(
+                    insert(events).values(
+                        item_id=item_id,
+                        kind="label",
+                        actor=actor,
+                        at=moment,
+                        from_value=None if old is None else f"{task}={old}",
+                        to_value=None if new is None else f"{task}={new}",
+                        note=note,
+                    )
+                )
+
+            for task, value in wanted.items():
+                old = current.get(task)
+                if old is not None and old["value"] == value:
+                    continue
+                fields_ = {
+                    "value": value,
+                    "model_value": None if model is None else _model_label(task, model),
+                    "model_version": None if model is None else model["model_version"],
+                    "actor": actor,
+                    "note": note,
+                    "labelled_at": moment,
+                }
+                if old is None:
+                    conn.execute(insert(labels).values(item_id=item_id, task=task, **fields_))
+                else:
+                    conn.execute(update(labels).where(labels.c.id == old["id"]).values(**fields_))
+                record(task, None if old is None else old["value"], value)
+            for task in cleared:
+                old = current.get(task)
+                if old is None:
+                    continue
+                conn.execute(delete(labels).where(labels.c.id == old["id"]))
+                record(task, old["value"], None)
+            rows = self._rows(conn, self._row_select().where(items.c.id == item_id), now_utc())
+        return rows[0]
+
+    def label_counts(self) -> dict[str, int]:
+        """How many items carry a human label, per task (tasks without labels are left out)."""
+        query = select(labels.c.task, func.count()).group_by(labels.c.task)
+        with self._begin() as conn:
+            return {task: int(n) for task, n in conn.execute(query)}
+
+    def iter_labels(
+        self, task: str | None = None, *, batch_size: int = 1000
+    ) -> Iterator[LabelledItem]:
+        """Every human label (of ``task``, or all) with its item, oldest label row first.
+
+        Keyset pages like :meth:`iter_export`: no transaction stays open while the caller
+        trains or writes a file.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        cl = classifications.c
+        base = select(
+            labels.c.id.label("label_id"),
+            labels.c.task,
+            labels.c.value,
+            labels.c.actor,
+            labels.c.labelled_at,
+            labels.c.model_value,
+            labels.c.model_version,
+            items.c.id.label("item_id"),
+            *(
+                items.c[name]
+                for name in (
+                    "source",
+                    "channel",
+                    "external_id",
+                    "text",
+                    "created_at",
+                    "collected_at",
+                    "platform",
+                    "brand",
+                    "thread_id",
+                    "parent_id",
+                    "author",
+                    "author_is_brand",
+                    "url",
+                    "title",
+                    "language",
+                )
+            ),
+            cl.language.label("c_language"),
+        ).select_from(
+            labels.join(items, items.c.id == labels.c.item_id).outerjoin(
+                classifications, cl.id == self._newest_classification()
+            )
+        )
+        if task is not None:
+            base = base.where(labels.c.task == _label_task(task))
+        last_id = 0
+        while True:
+            query = base.where(labels.c.id > last_id).order_by(labels.c.id).limit(batch_size)
+            with self._begin() as conn:
+                page = list(conn.execute(query).mappings())
+            for m in page:
+                item = Item(
+                    source=m["source"],
+                    channel=Channel(m["channel"]),
+                    external_id=m["external_id"],
+                    text=m["text"],
+                    created_at=m["created_at"],
+                    platform=m["platform"],
+                    brand=m["brand"],
+                    thread_id=m["thread_id"],
+                    parent_id=m["parent_id"],
+                    author=m["author"],
+                    author_is_brand=bool(m["author_is_brand"]),
+                    url=m["url"],
+                    title=m["title"],
+                    language=m["language"],
+                    collected_at=m["collected_at"],
+                )
+                yield LabelledItem(
+                    item_id=m["item_id"],
+                    item=item,
+                    language=m["language"] or m["c_language"],
+                    task=m["task"],
+                    value=_decode_label(m["task"], m["value"]),
+                    labelled_at=m["labelled_at"],
+                    actor=m["actor"],
+                    model_value=_decode_optional(m["task"], m["model_value"]),
+                    model_version=m["model_version"],
+                )
+            if len(page) < batch_size:
+                return
+            last_id = page[-1]["label_id"]
 
     # -- alert ledger ------------------------------------------------------------------------
 

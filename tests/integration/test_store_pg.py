@@ -43,7 +43,7 @@ def test_unmigrated_database_is_refused_with_a_hint() -> None:
     with fresh_postgres_url(password="hunter2-secret") as url:
         with pytest.raises(StoreError) as err:
             Store.open(url)  # migrate=None: a server database is never migrated implicitly
-        assert "is at revision (none), this careradar needs 0001" in err.value.message
+        assert "is at revision (none), this careradar needs 0002" in err.value.message
         assert err.value.hint == "run: careradar db upgrade"
         assert "hunter2-secret" not in err.value.message
         assert ":***@" in err.value.message
@@ -51,7 +51,7 @@ def test_unmigrated_database_is_refused_with_a_hint() -> None:
         store = Store.open(url, migrate=False)  # what `careradar db upgrade` does
         try:
             assert store.current_revision() is None
-            assert store.upgrade() == (None, "0001")
+            assert store.upgrade() == (None, "0002")
         finally:
             store.close()
         Store.open(url).close()  # now at head: accepted
@@ -93,7 +93,7 @@ def test_upgrade_waits_for_a_concurrent_upgrade_in_another_process() -> None:
         finally:
             holder.dispose()
         assert waited, "upgrade did not wait for the migration lock"
-        assert results == ["0001"]
+        assert results == ["0002"]
 
 
 def test_dropped_connection_is_transient_and_commits_nothing(

@@ -50,8 +50,8 @@ def test_upgrade_from_empty_reaches_head_and_matches_schema(empty_url: str) -> N
         assert store.current_revision() is None
         before, after = store.upgrade()
         assert (before, after) == (None, store.head_revision())
-        assert store.current_revision() == store.head_revision() == "0001"
-        assert store.upgrade() == ("0001", "0001")  # a second upgrade is a no-op
+        assert store.current_revision() == store.head_revision() == "0002"
+        assert store.upgrade() == ("0002", "0002")  # a second upgrade is a no-op
     finally:
         store.close()
     engine = create_engine(empty_url, poolclass=NullPool)
@@ -72,7 +72,7 @@ def test_sqlite_open_creates_directory_and_sets_pragmas(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{path}")
     try:
         assert path.exists()
-        assert store.current_revision() == "0001"
+        assert store.current_revision() == "0002"
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -144,7 +144,7 @@ def test_threads_migrating_different_databases_do_not_collide(tmp_path: Path) ->
         t.start()
     for t in threads:
         t.join()
-    assert results == ["0001"] * 4
+    assert results == ["0002"] * 4
 
 
 def test_count_only_accepts_known_tables(store: Store) -> None:
