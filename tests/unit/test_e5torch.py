@@ -25,7 +25,13 @@ from pipeline.nlp.e5torch import (
     dequantize_q4,
     read_e5s1,
 )
-from pipeline.nlp.encoders import BUILTIN_ENCODERS, Encoder, load_encoder
+from pipeline.nlp.encoders import (
+    BUILTIN_ENCODERS,
+    Encoder,
+    encode_with_features,
+    feature_dim,
+    load_encoder,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "nlp" / "e5torch"
 TEXTS = [
@@ -119,6 +125,21 @@ def test_shape_unit_norm_determinism_and_order(fp32: E5TorchEncoder) -> None:
     alone = np.vstack([fp32.encode([t]) for t in TEXTS])
     np.testing.assert_allclose(x, alone, atol=2e-5)
     assert fp32.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_head_features_are_the_embedding_plus_a_middle_layer(fp32: E5TorchEncoder) -> None:
+    vectors, features = encode_with_features(fp32, TEXTS)
+    assert features.shape == (len(TEXTS), feature_dim(fp32)) == (len(TEXTS), 384 * 2)
+    # the first block is the sentence embedding itself, from the same pass
+    np.testing.assert_array_equal(features[:, :384], vectors)
+    np.testing.assert_allclose(vectors, fp32.encode(TEXTS), atol=1e-6)
+    # each block is unit length, and the middle layer is not a copy of the output
+    np.testing.assert_allclose(np.linalg.norm(features[:, 384:], axis=1), 1.0, atol=1e-5)
+    assert float((features[:, :384] * features[:, 384:]).sum(axis=1).max()) < 0.99
+    # order and batching do not change them
+    again = encode_with_features(fp32, TEXTS[::-1], batch_size=3)[1]
+    np.testing.assert_allclose(features, again[::-1], atol=2e-5)
 
 
 @pytest.mark.slow

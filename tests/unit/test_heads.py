@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.nlp.heads import LinearHead, expected_calibration_error, fit_temperature
+from pipeline.nlp.heads import (
+    LinearHead,
+    TaskHeads,
+    expected_calibration_error,
+    fit_temperature,
+)
 from pipeline.nlp.train import fit_head, metrics
 
 
@@ -118,3 +123,44 @@ def test_metrics_per_class_and_confusion() -> None:
     assert m["confusion"] == [[2, 0], [1, 1]]  # rows gold, columns predicted
     assert m["per_class"]["yes"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
     assert m["macro_f1"] == round((0.8 + 0.6667) / 2, 4)
+
+
+def test_language_heads_serve_their_language_and_the_shared_head_the_rest(
+    tmp_path: Path,
+) -> None:
+    shared, indonesian = _head(0), _head(1)
+    # a language head may store its labels in another order: columns follow the shared head
+    indonesian = LinearHead(
+        "sentiment",
+        indonesian.labels[::-1],
+        indonesian.weights[:, ::-1],
+        indonesian.bias[::-1],
+        encoder="e5-small",
+        temperature=indonesian.temperature,
+    )
+    heads = TaskHeads(shared, {"id": indonesian})
+    x = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)
+    langs = ["id", "en", None, "id"]
+    p = heads.predict_proba(x, langs)
+    np.testing.assert_allclose(p[[1, 2]], shared.predict_proba(x[[1, 2]]), atol=1e-6)
+    np.testing.assert_allclose(p[[0, 3]], _head(1).predict_proba(x[[0, 3]]), atol=1e-6)
+    # no languages: the shared head for every row
+    np.testing.assert_allclose(heads.predict_proba(x), shared.predict_proba(x), atol=1e-6)
+    heads.save(tmp_path)
+    assert (tmp_path / "sentiment@id.npz").is_file()
+    again = TaskHeads.load(tmp_path, "sentiment")
+    assert set(again.by_language) == {"id"} and again.fingerprint() == heads.fingerprint()
+    np.testing.assert_allclose(again.predict_proba(x, langs), p, atol=1e-6)
+    # a retrain without the language head removes the old file instead of keeping it in use
+    TaskHeads(shared).save(tmp_path)
+    assert not (tmp_path / "sentiment@id.npz").exists()
+    assert TaskHeads.load(tmp_path, "sentiment").by_language == {}
+
+
+def test_a_language_head_of_another_width_is_a_config_error(tmp_path: Path) -> None:
+    _head(0).save(tmp_path)
+    odd = _head(1, dim=5)
+    odd.task = "sentiment@id"
+    odd.save(tmp_path)
+    with pytest.raises(ConfigError, match="sentiment@id"):
+        TaskHeads.load(tmp_path, "sentiment")
