@@ -22,12 +22,13 @@ which product, how much money, since when. Labels:
   values. Other PII (cards, IBANs, national ids, bank accounts) is never an entity, and any
   other entity that overlaps PII is dropped, so no personal data leaks out through an entity.
 
-How: spaCy does the word-level part. One blank pipeline per language (``spacy.blank(code)``,
-or ``"xx"``, see :data:`_SPACY_LANGS`), built once per process, with an ``EntityRuler``
-holding token patterns for dates written in words ("three days ago", "dua minggu lepas",
-"el lunes pasado"); texts go through ``nlp.pipe`` in batches, grouped by language.
-Identifiers, money, numeric and CJK dates and product names are regular expressions over the
-raw text: spaCy's tokenisers differ by language
+How: spaCy does the word-level part. One blank multi-language pipeline (``spacy.blank("xx")``,
+see :func:`_pipeline`), built once per process, with an ``EntityRuler`` holding token patterns
+for dates written in words ("three days ago", "dua minggu lepas", "el lunes pasado"); texts go
+through ``nlp.pipe`` in batches, only those with a date word in them (a quick check that never
+skips a match, :data:`_MAYBE_WORD_DATE`). Identifiers, money, numeric and CJK dates and product
+names are regular expressions over the raw text, run only on text with a digit where they need
+one: spaCy's tokenisers differ by language
 ("#A12345" is two tokens in English and one in Malay, "Order#B99999" is one token everywhere,
 unspaced Chinese is one token in "xx"), and an entity that is part of a token cannot be a spaCy
 span at all. Offsets are always into the text as given.
@@ -245,42 +246,79 @@ def _s10_ok(value: str) -> bool:
     return check == expected
 
 
-def _primary(language: str | None) -> str:
-    if not language:
-        return "xx"
-    return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower() or "xx"
+def _anchor_words(patterns: Sequence[dict[str, Any]]) -> frozenset[str]:
+    """Words of which every date pattern needs at least one as a whole token.
+
+    For each pattern one of its required (not optional) token specs with a fixed word list is
+    picked, preferring one whose words are already anchors, else the one adding the fewest new
+    words (the later on a tie: "night" rather than "last"), so common words such as "the" or
+    "a" stay out and the pre-check stays selective.
+    """
+    anchors: set[str] = set()
+
+    def fixed(pattern: list[dict[str, Any]]) -> list[set[str]]:
+        out: list[set[str]] = []
+        for spec in pattern:
+            lower = spec.get("LOWER")
+            if "OP" in spec:
+                continue
+            if isinstance(lower, str):
+                out.append({lower})
+            elif isinstance(lower, dict) and "IN" in lower:
+                out.append(set(lower["IN"]))
+        return out
+
+    for specs in sorted((fixed(p["pattern"]) for p in patterns), key=len):
+        if not specs:
+            raise ValueError("a date pattern without a fixed word cannot be pre-checked")
+        if any(words <= anchors for words in specs):
+            continue
+        anchors |= min(reversed(specs), key=lambda words: len(words - anchors))
+    return frozenset(anchors)
 
 
-_SPACY_LANGS: Final = frozenset({"zh"})
-"""Languages whose own blank spaCy pipeline is used; every other language uses ``"xx"``.
+_WORD_DATE_ANCHORS: Final = _anchor_words(_date_patterns())
+_MAYBE_WORD_DATE: Final = re.compile(
+    r"(?<![^\W\d_])(?:"
+    + "|".join(re.escape(w) for w in sorted(_WORD_DATE_ANCHORS, key=lambda w: (-len(w), w)))
+    + r")(?![^\W\d_])"
+)
+"""Run over ``text.lower()``: no match means the date EntityRuler cannot match either, so spaCy
+is skipped (most texts). An anchor must be a whole token, and spaCy's tokenizer only splits a
+word from a neighbouring non-letter (space, punctuation, symbol, digit), which this allows on
+both sides: checked with every Unicode letter glued to either side of a date word, and in
+``tests/unit/test_entities.py``. A token's ``LOWER`` is ``str.lower`` of its text, a substring
+of ``text.lower()`` for these words."""
 
-Only the date EntityRuler runs on spaCy tokens (identifiers, money and products are regexes
-over the text), and the generic "xx" tokenizer splits its patterns the same way as the
-language-specific ones. Those load large tokenizer-exception tables the first time a language
-is seen (measured 1-3.5 s each: French 3.3 s), which a mixed-language stream pays again and
-again for nothing. Chinese keeps its own: "xx" leaves an unspaced CJK run as one token, so
-"昨天" inside a sentence would never match."""
+_DIGIT: Final = re.compile(r"\d")
+"""Every identifier, amount and numeric date pattern needs a digit: without one they are skipped."""
 
-_pipelines: dict[str, Language] = {}
-_pipelines_lock = threading.Lock()
+_nlp: Language | None = None
+_nlp_lock = threading.Lock()
 
 
-def _pipeline(code: str) -> Language:
-    """The blank pipeline + date EntityRuler for ``code``, built once per process."""
-    key = code if code in _SPACY_LANGS else "xx"
-    nlp = _pipelines.get(key)
-    if nlp is not None:
-        return nlp
-    with _pipelines_lock:
-        nlp = _pipelines.get(key)
-        if nlp is None:
-            import spacy
+def _pipeline() -> Language:
+    """The blank "xx" pipeline + date EntityRuler, built once per process, for every language.
 
-            nlp = spacy.blank(key)
-            ruler = nlp.add_pipe("entity_ruler", config={"validate": True})
-            ruler.add_patterns(_date_patterns())  # type: ignore[attr-defined]
-            _pipelines[key] = nlp
-    return nlp
+    Only the date EntityRuler runs on spaCy tokens (identifiers, money and products are regexes
+    over the text), and the generic "xx" tokenizer splits its patterns the same way as the
+    language-specific ones. Those load large tokenizer-exception tables the first time a
+    language is seen (measured 1-3.5 s each: French 3.3 s), which a mixed-language stream pays
+    again and again for nothing. Chinese too: spaCy's blank Chinese tokenizer (its default
+    "char" segmenter) cuts text into single characters, so a date in words inside Chinese text
+    ("我的订单 3 days ago 还没到") could never match; Chinese dates are regexes anyway.
+    """
+    global _nlp
+    if _nlp is None:
+        with _nlp_lock:
+            if _nlp is None:
+                import spacy
+
+                nlp = spacy.blank("xx")
+                ruler = nlp.add_pipe("entity_ruler", config={"validate": True})
+                ruler.add_patterns(_date_patterns())  # type: ignore[attr-defined]
+                _nlp = nlp
+    return _nlp
 
 
 class EntityExtractor:
@@ -308,20 +346,18 @@ class EntityExtractor:
     def extract(
         self, texts: Sequence[str], languages: Sequence[str | None] | None = None
     ) -> list[list[Entity]]:
-        """Entities per text, in text order; ``languages`` (ISO 639-1 or None) picks the
-        tokenizer. Never raises on odd text."""
-        langs: Sequence[str | None] = languages if languages is not None else [None] * len(texts)
-        if len(langs) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(langs)} languages")
+        """Entities per text, in text order. Never raises on odd text.
+
+        ``languages`` (ISO 639-1 or None, one per text) is accepted for callers that have it;
+        every pattern works across languages, so it changes nothing (see :func:`_pipeline`).
+        """
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
         word_dates: list[list[Entity]] = [[] for _ in texts]
         if "DATE" in self.labels:
-            groups: dict[str, list[int]] = {}
-            for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
-                if text and any(ch.isalpha() for ch in text):
-                    groups.setdefault(_primary(lang), []).append(i)
-            for code, indexes in sorted(groups.items()):
-                nlp = _pipeline(code)
-                docs = nlp.pipe((texts[i] for i in indexes), batch_size=256)
+            indexes = [i for i, t in enumerate(texts) if t and _MAYBE_WORD_DATE.search(t.lower())]
+            if indexes:
+                docs = _pipeline().pipe((texts[i] for i in indexes), batch_size=256)
                 for i, doc in zip(indexes, docs, strict=True):
                     word_dates[i] = [
                         Entity("DATE", e.text, e.start_char, e.end_char) for e in doc.ents
@@ -340,7 +376,8 @@ class EntityExtractor:
         pii = find_pii(text)
         found: list[Entity] = []
         want = self.labels
-        if "ORDER_ID" in want:
+        digits = _DIGIT.search(text) is not None
+        if "ORDER_ID" in want and digits:
             for m in _ORDER_RE.finditer(text):
                 group = m.lastgroup or "a"
                 found.append(Entity("ORDER_ID", m.group(group), m.start(group), m.end(group)))
@@ -350,15 +387,16 @@ class EntityExtractor:
             for m in _S10_RE.finditer(text):
                 if _s10_ok(m.group()):
                     found.append(Entity("ORDER_ID", m.group(), m.start(), m.end()))
-        if "TICKET" in want:
+        if "TICKET" in want and digits:
             for m in _TICKET_RE.finditer(text):
                 found.append(Entity("TICKET", m.group("id"), m.start("id"), m.end("id")))
-        if "MONEY" in want:
+        if "MONEY" in want and digits:
             for m in _MONEY_RE.finditer(text):
                 found.append(Entity("MONEY", m.group(), m.start(), m.end()))
         if "DATE" in want:
             found.extend(word_dates)
-            for m in _DATE_RE.finditer(text):
+            # Numeric dates need a digit, the Chinese ones CJK characters (not ASCII).
+            for m in _DATE_RE.finditer(text) if digits or not text.isascii() else ():
                 if m.group("dm") is not None and not _day_month_ok(m.group("dm"), m.group("mm")):
                     continue
                 found.append(Entity("DATE", m.group(), m.start(), m.end()))

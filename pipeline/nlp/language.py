@@ -62,6 +62,9 @@ SUPPORTED_LANGUAGES: Final[tuple[str, ...]] = tuple(
 )
 """ISO 639-1 codes this module can return. Anything else is reported as the closest of these."""
 
+_CODES: Final = dict(zip(_LINGUA_LANGUAGES, SUPPORTED_LANGUAGES, strict=True))
+"""lingua language -> ISO 639-1 code (reading the code off lingua's objects costs per call)."""
+
 MAX_CHARS: Final = 1_000
 """Only the head of a text is looked at; more text does not change the answer, only the cost."""
 
@@ -85,6 +88,8 @@ _NOISE = re.compile(
     r"|(?<![\w@])@\w+",  # @mentions
     re.IGNORECASE,
 )
+_MAYBE_NOISE = re.compile(r"@|://|www\.", re.IGNORECASE)
+"""What each of the three kinds of noise needs: checked first, it is one fast scan."""
 _NON_LETTERS = re.compile(r"[\W\d_]+")
 
 _lock = threading.Lock()
@@ -102,29 +107,33 @@ def _get_detector() -> LanguageDetector:
 
 def _prepare(text: str) -> str:
     """The text lingua should see: no links/addresses/mentions, words separated by spaces."""
-    return " ".join(_NON_LETTERS.sub(" ", _NOISE.sub(" ", text)).split())
+    if _MAYBE_NOISE.search(text):
+        text = _NOISE.sub(" ", text)
+    return " ".join(_NON_LETTERS.sub(" ", text).split())
+
+
+_HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0003ffff]")
+_THAI = re.compile("[\u0e00-\u0e7f]")
+_SCRIPTS = re.compile(
+    "[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+    "\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff\U00020000-\U0003ffff\u0e00-\u0e7f]"
+)
+"""Every character of the four scripts above (they do not overlap)."""
 
 
 def _by_script(letters: str) -> tuple[str | None, float] | None:
     """A decision from the writing system alone, or None when lingua must decide."""
-    han = kana = hangul = thai = other = 0
-    for ch in letters:
-        cp = ord(ch)
-        if 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x3130 <= cp <= 0x318F:
-            hangul += 1
-        elif 0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF or 0xFF66 <= cp <= 0xFF9F:
-            kana += 1
-        elif (
-            0x4E00 <= cp <= 0x9FFF
-            or 0x3400 <= cp <= 0x4DBF
-            or 0xF900 <= cp <= 0xFAFF
-            or 0x20000 <= cp <= 0x3FFFF
-        ):
-            han += 1
-        elif 0x0E00 <= cp <= 0x0E7F:
-            thai += 1
-        elif ch.isalpha():
-            other += 1
+    if letters.isascii():
+        return None  # Latin letters only: the script says nothing, lingua decides
+    hangul = len(_HANGUL.findall(letters))
+    kana = len(_KANA.findall(letters))
+    han = len(_HAN.findall(letters))
+    thai = len(_THAI.findall(letters))
+    rest = _SCRIPTS.sub("", letters)
+    # Letters of any other script; a numeral such as "²" or "Ⅻ" that _prepare kept is none.
+    other = len(rest) if rest.isalpha() else sum(map(str.isalpha, rest))
     weighted = {"hangul": 2 * hangul, "cjk": 2 * (han + kana), "thai": thai, "other": other}
     total = sum(weighted.values())
     if total == 0:
@@ -144,7 +153,7 @@ def _by_script(letters: str) -> tuple[str | None, float] | None:
 def _decide(values: Sequence[ConfidenceValue]) -> tuple[str | None, float]:
     if not values:
         return (None, 0.0)
-    scores = {v.language.iso_code_639_1.name.lower(): v.value for v in values}
+    scores = {_CODES[v.language]: v.value for v in values}
     top = max(scores, key=lambda k: (scores[k], k))
     group = _GROUPS.get(top, frozenset({top}))
     group_score = sum(scores.get(code, 0.0) for code in group)

@@ -80,44 +80,49 @@ _F = re.IGNORECASE
 _ENTITY_LABELS: Final = ("ORDER_ID", "TICKET", "MONEY", "EMAIL", "PRODUCT")
 
 # --- urgency cues ---------------------------------------------------------------------------
+#
+# Each pattern is ``\b(?:word alternatives)`` followed by the alternatives that need no word
+# boundary (Chinese). Written as one alternation of ``\b...`` branches it would mean the same,
+# but Python's regex engine then tries every branch at every position of the text; with the
+# ``\b`` in front it tries them only where a word starts (measured 4-8x faster per pattern).
 
 _LEGAL: Final = (
-    r"\b(?:lawyers?|attorneys?|solicitors?|lawsuit|legal\s+action|legal\s+advice|small\s+claims"
-    r"|consumer\s+tribunal|tribunal|chargeback|charge\s+back|class\s+action)\b"
-    r"|\bsu(?:ing|ed)\b|\bsue\b(?=\s*(?:[.!?,]|$|you|them|your|the|this|for|over|if|unless))"
-    r"|\b(?:to|in)\s+court\b|\bcourt\s+(?:case|action|order)\b"
-    r"|\b(?:peguam|mahkamah|saman|tuntutan\s+mahkamah|abogad[oa]|demandar\w*|demanda)\b"
+    r"\b(?:(?:lawyers?|attorneys?|solicitors?|lawsuit|legal\s+action|legal\s+advice"
+    r"|small\s+claims|consumer\s+tribunal|tribunal|chargeback|charge\s+back|class\s+action)\b"
+    r"|su(?:ing|ed)\b|sue\b(?=\s*(?:[.!?,]|$|you|them|your|the|this|for|over|if|unless))"
+    r"|(?:to|in)\s+court\b|court\s+(?:case|action|order)\b"
+    r"|(?:peguam|mahkamah|saman|tuntutan\s+mahkamah|abogad[oa]|demandar\w*|demanda)\b)"
     r"|律师|起诉|法院|消协|(?<!\d)12315(?!\d)"
 )
 _SAFETY: Final = (
-    r"\b(?:caught|catch|catching|set\s+on)\s+fire\b|\bfire\s+(?:hazard|risk)\b"
-    r"|\b(?:burst\s+into|in)\s+flames\b|\bburn(?:s|ed|t|ing)?\b|\bsmok(?:e|es|ing)\b"
-    r"|\bspark(?:ed|ing)\b|\bexplod(?:e|ed|es|ing)\b|\bexplosion\b|\bmelted\b|\boverheat\w*\b"
-    r"|\binjur(?:y|ies|ed)\b|\bhurt\s+(?:my|me|him|her|our)\b|\bhospital(?:s|i[sz]ed)?\b"
-    r"|\ballerg(?:y|ic|ies)\b|\banaphyla\w*\b|\bchok(?:ed|ing)\b|\bpoison(?:ed|ing)\b"
-    r"|\belectric(?:al)?\s+shock\b|\belectrocut\w*\b"
-    r"|\b(?:gave|giving|gives)\s+(?:me|him|her|us|my\s+\w+)\s+(?:an?\s+)?(?:electric\s+)?shock\b"
-    r"|\b(?:terbakar|berasap|kebakaran|meletup|letupan|incendio|humo|quemadura|explot[óo])\b"
+    r"\b(?:(?:caught|catch|catching|set\s+on)\s+fire\b|fire\s+(?:hazard|risk)\b"
+    r"|(?:burst\s+into|in)\s+flames\b|burn(?:s|ed|t|ing)?\b|smok(?:e|es|ing)\b"
+    r"|spark(?:ed|ing)\b|explod(?:e|ed|es|ing)\b|explosion\b|melted\b|overheat\w*\b"
+    r"|injur(?:y|ies|ed)\b|hurt\s+(?:my|me|him|her|our)\b|hospital(?:s|i[sz]ed)?\b"
+    r"|allerg(?:y|ic|ies)\b|anaphyla\w*\b|chok(?:ed|ing)\b|poison(?:ed|ing)\b"
+    r"|electric(?:al)?\s+shock\b|electrocut\w*\b"
+    r"|(?:gave|giving|gives)\s+(?:me|him|her|us|my\s+\w+)\s+(?:an?\s+)?(?:electric\s+)?shock\b"
+    r"|(?:terbakar|berasap|kebakaran|meletup|letupan|incendio|humo|quemadura|explot[óo])\b)"
     r"|着火|冒烟|爆炸|过敏|烧伤|触电"
 )
 _CHURN: Final = (
-    r"\b(?:cancel|close|closing|delete|deleting|terminate|terminating|end|ending)\s+(?:my|our)"
-    r"\s+(?:account|subscription|membership|plan|contract|service)\b"
-    r"|\bcancell?ing\s+(?:my|our)\s+(?:account|subscription|membership|plan|contract)\b"
-    r"|\bswitching\s+to\b|\b(?:going\s+to|will|gonna)\s+switch\b"
-    r"|\bswitch(?:ed)?\s+(?:to\s+)?(?:another|a\s+different|a\s+competitor|competitors?)\b"
-    r"|\bmoving\s+to\s+(?:a\s+)?competitor\b"
-    r"|\b(?:take|taking)\s+my\s+business\s+elsewhere\b|\bnever\s+(?:buying|ordering|using)\b"
-    r"|\bdone\s+with\s+(?:you|this\s+company)\b|\bleaving\s+(?:you|for)\b"
-    r"|\b(?:tutup|batal(?:kan)?)\s+(?:akaun|akun|langganan)\b|\bberhenti\s+langgan\w*\b"
-    r"|\bcancelar\s+mi\s+(?:cuenta|suscripci[óo]n)\b|\bdarme\s+de\s+baja\b|销户|注销账"
+    r"\b(?:(?:cancel|close|closing|delete|deleting|terminate|terminating|end|ending)"
+    r"\s+(?:my|our)\s+(?:account|subscription|membership|plan|contract|service)\b"
+    r"|cancell?ing\s+(?:my|our)\s+(?:account|subscription|membership|plan|contract)\b"
+    r"|switching\s+to\b|(?:going\s+to|will|gonna)\s+switch\b"
+    r"|switch(?:ed)?\s+(?:to\s+)?(?:another|a\s+different|a\s+competitor|competitors?)\b"
+    r"|moving\s+to\s+(?:a\s+)?competitor\b"
+    r"|(?:take|taking)\s+my\s+business\s+elsewhere\b|never\s+(?:buying|ordering|using)\b"
+    r"|done\s+with\s+(?:you|this\s+company)\b|leaving\s+(?:you|for)\b"
+    r"|(?:tutup|batal(?:kan)?)\s+(?:akaun|akun|langganan)\b|berhenti\s+langgan\w*\b"
+    r"|cancelar\s+mi\s+(?:cuenta|suscripci[óo]n)\b|darme\s+de\s+baja\b)|销户|注销账"
 )
 _ESCALATION: Final = (
-    r"\b(?:going|go|went|talk|talking|speak|speaking)\s+to\s+the\s+(?:press|media|news)\b"
-    r"|\b(?:post|posting|share|sharing)\w*\s+(?:this\s+|it\s+)?everywhere\b|\bgo(?:ing)?\s+viral\b"
-    r"|\btagging\b|\bregulators?\b|\bombudsman\b|\btrading\s+standards\b"
-    r"|\bbetter\s+business\s+bureau\b|\bbbb\b|\bconsumer\s+(?:protection|affairs|council)\b"
-    r"|\bkpdn\w*\b|\bviral\s+kan\b|\bviralkan\b|\bmedia\s+sosial\b|曝光"
+    r"\b(?:(?:going|go|went|talk|talking|speak|speaking)\s+to\s+the\s+(?:press|media|news)\b"
+    r"|(?:post|posting|share|sharing)\w*\s+(?:this\s+|it\s+)?everywhere\b|go(?:ing)?\s+viral\b"
+    r"|tagging\b|regulators?\b|ombudsman\b|trading\s+standards\b"
+    r"|better\s+business\s+bureau\b|bbb\b|consumer\s+(?:protection|affairs|council)\b"
+    r"|kpdn\w*\b|viral\s+kan\b|viralkan\b|media\s+sosial\b)|曝光"
 )
 _REPEATED: Final = (
     r"\b(?:third|fourth|fifth|sixth|3rd|4th|5th|6th|nth|umpteenth)\s+time\b"

@@ -74,12 +74,19 @@ def clean_text(text: str) -> str:
         return ""
     text = _repair_surrogates(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFC", text)
+    # Most text is ASCII, which is NFC and has no noncharacters, and once the control
+    # characters are gone its only horizontal space is " ": those steps are skipped for it.
+    ascii_only = text.isascii()
+    if not ascii_only:
+        text = unicodedata.normalize("NFC", text)
     text = _DROP.sub("", text)
-    text = _NONCHARACTERS.sub(_REPLACEMENT, text)
-    text = _SPACES.sub(" ", text)
-    text = _SPACE_AROUND_NEWLINE.sub("\n", text)
-    text = _MANY_NEWLINES.sub("\n\n", text)
+    if not ascii_only:
+        text = _NONCHARACTERS.sub(_REPLACEMENT, text)
+    if not ascii_only or "  " in text:
+        text = _SPACES.sub(" ", text)
+    if "\n" in text:
+        text = _SPACE_AROUND_NEWLINE.sub("\n", text)
+        text = _MANY_NEWLINES.sub("\n\n", text)
     return text.strip()
 
 

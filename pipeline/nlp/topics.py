@@ -24,11 +24,15 @@ keeps it from the overconfidence clean example phrases invite (see ``models/topi
 **With labelled examples** (:meth:`TopicScorer.fit`). Per topic with at least
 :data:`MIN_POSITIVES` labelled positives, an L2-regularised logistic regression over
 ``[embedding, zero-shot logit]`` (Newton's method, no randomness) learns where the taxonomy's
-wording and the team's real messages differ; the zero-shot logit enters as a feature, so with
-few labels the head stays close to it. Topics without enough labels keep the zero-shot score.
-:meth:`TopicScorer.save` writes the heads to a small ``.npz`` with the encoder name and
-taxonomy digest; :meth:`TopicScorer.load` refuses heads made for another encoder or taxonomy
-(a changed taxonomy needs retraining, not silently wrong scores).
+wording and the team's real messages differ. The embedding is standardised before the penalty
+(:data:`HEAD_L2`) applies, and the zero-shot logit's weight is pulled towards 1, so with few
+labels the head stays close to the zero-shot score. With ``n`` labelled rows a head's
+probability stays within ``1/(2(n+1))`` of 0 and 1: a few dozen examples cannot show that
+a topic is certain. Topics without enough labels keep the zero-shot score.
+:meth:`TopicScorer.save` writes the heads to a small ``.npz`` with the encoder name, taxonomy
+digest and number of rows; :meth:`TopicScorer.load` refuses heads made for another encoder or
+taxonomy (a changed taxonomy needs retraining, not silently wrong scores) and reads files of
+format 1 (no row count, no bound) with a warning to retrain.
 
 Scores are in [0, 1]; :meth:`TopicScorer.score` keeps the topics at or above the threshold
 (default :data:`DEFAULT_THRESHOLD`), several per text when several apply, best first.
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,8 +72,15 @@ TOP_K: Final = 2
 WEIGHTS: Final = (0.4, 0.4, 0.2)
 """Blend of (best examples, centroid, definition) similarities."""
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+"""Heads files: 2 adds the number of labelled rows (the probability bound); 1 still loads."""
 CALIBRATION_L2: Final = 0.03
+
+HEAD_L2: Final = 3.0
+"""L2 penalty of a topic head's embedding weights, per standardised embedding dimension."""
+ZERO_SHOT_PRIOR_L2: Final = 1.0
+"""How strongly a head's weight on the zero-shot logit is pulled towards 1 (the zero-shot
+score unchanged): with few labels a head stays close to the zero-shot scorer."""
 
 BACKGROUND: Final = (
     "",
@@ -91,6 +103,8 @@ BACKGROUND: Final = (
 """Off-topic messages, negatives for every topic in the zero-shot calibration."""
 
 _F32 = np.float32
+
+log = logging.getLogger(__name__)
 
 
 def taxonomy_digest(topics: Sequence[Topic]) -> str:
@@ -184,26 +198,44 @@ def _fit_logistic(
     *,
     l2: np.ndarray | float,
     sample_weight: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
     iterations: int = 50,
 ) -> np.ndarray:
     """Weights (last one the bias) of an L2-regularised logistic regression, by Newton's method.
 
     Deterministic: no random init, no shuffling. ``l2`` may be one value or one per weight
-    (the bias is never penalised). Stops when the step is tiny.
+    (the bias is never penalised). ``prior`` (one per weight, default all zero) is where the
+    penalty pulls each weight and where the search starts. A step that would increase the
+    penalised loss is halved until it does not (far from the optimum a full Newton step can
+    overshoot). Stops when the step is tiny.
     """
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))]).astype(np.float64)
     sw = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
     penalty = np.broadcast_to(np.asarray(l2, dtype=np.float64), (d,)).copy()
     reg = np.append(penalty, 0.0)
-    w = np.zeros(d + 1)
+    centre = np.zeros(d + 1) if prior is None else np.append(prior, 0.0).astype(np.float64)
+
+    def loss(weights: np.ndarray) -> float:
+        z = xb @ weights
+        data = np.sum(sw * (np.logaddexp(0.0, z) - y * z))
+        return float(data + 0.5 * np.sum(reg * (weights - centre) ** 2))
+
+    w = centre.copy()
+    current = loss(w)
     for _ in range(iterations):
         p = _sigmoid(xb @ w)
-        grad = xb.T @ (sw * (p - y)) + reg * w
+        grad = xb.T @ (sw * (p - y)) + reg * (w - centre)
         hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-9)
         step = np.linalg.solve(hess, grad)
-        w -= step
-        if float(np.abs(step).max()) < 1e-7:
+        scale = 1.0
+        while (new := loss(w - scale * step)) > current + 1e-12 * (1.0 + abs(current)):
+            if scale < 1e-6:
+                break
+            scale /= 2
+        w -= scale * step
+        current = new
+        if float(np.abs(scale * step).max()) < 1e-7:
             break
     return w
 
@@ -235,6 +267,7 @@ class TopicScorer:
         self._protos = _prototypes(encoder, self.topics, self.digest)
         self._calibration = self._calibrate()
         self._heads: dict[int, np.ndarray] = {}
+        self._rows = 0  # labelled rows behind the heads; 0: no bound (format 1 files)
 
     @property
     def version(self) -> str:
@@ -242,6 +275,8 @@ class TopicScorer:
         h = hashlib.sha256(f"{self.encoder.name}|{self.digest}".encode())
         for index in sorted(self._heads):
             h.update(self._heads[index].astype(np.float64).tobytes())
+        if self._heads:
+            h.update(f"|rows={self._rows}".encode())
         return f"topics-{FORMAT_VERSION}+{h.hexdigest()[:8]}"
 
     # -- zero-shot ----------------------------------------------------------------------------
@@ -317,15 +352,31 @@ class TopicScorer:
         logits = self._zero_shot_logits(x)
         for index, w in self._heads.items():
             logits[:, index] = np.hstack([x, logits[:, index : index + 1]]) @ w[:-1] + w[-1]
-        return _sigmoid(logits)
+        probs = _sigmoid(logits)
+        if self._heads and self._rows:
+            # n labelled rows cannot show an error rate below about 1 in 2(n+1): a head's
+            # probability is kept that far from 0 and 1 (0.5 stays 0.5, the order is kept).
+            eps = 1.0 / (2 * (self._rows + 1))
+            cols = sorted(self._heads)
+            probs[:, cols] = eps + (1.0 - 2.0 * eps) * probs[:, cols]
+        return probs
 
     def score(self, embeddings: np.ndarray) -> list[dict[str, float]]:
         """Per row: topic name -> probability, only topics at/above the threshold, best first."""
         probs = self.probabilities(embeddings)
+        # Best first; the loop stops at the first probability that cannot round up to the
+        # threshold (most rows keep one topic or none, so few of the T columns are looked at).
+        floor = self.threshold - 1e-4
         out: list[dict[str, float]] = []
-        for row in probs:
-            picked = [(self.names[j], round(float(row[j]), 4)) for j in np.argsort(-row)]
-            out.append({n: p for n, p in picked if p >= self.threshold})
+        for row, order in zip(probs, np.argsort(-probs, axis=1), strict=True):
+            found: dict[str, float] = {}
+            for j in order:
+                p = float(row[j])
+                if p < floor:
+                    break
+                if (rounded := round(p, 4)) >= self.threshold:
+                    found[self.names[j]] = rounded
+            out.append(found)
         return out
 
     def score_texts(self, texts: Sequence[str]) -> list[dict[str, float]]:
@@ -340,13 +391,22 @@ class TopicScorer:
         labels: Sequence[Iterable[str]],
         *,
         embeddings: np.ndarray | None = None,
-        l2: float = 1.0,
+        l2: float = HEAD_L2,
     ) -> FitReport:
         """Train a head per topic from texts labelled with sets of topic names.
 
         ``labels[i]`` lists the topics of ``texts[i]`` (empty: about none of them, a useful
         negative). Unknown topic names raise :class:`ValueError` naming them. ``embeddings``
         skips encoding when the caller has them already. Replaces earlier heads.
+
+        Each head is a logistic regression over ``[embedding, zero-shot logit]``. The embedding
+        is scaled to unit variance per dimension (``sqrt(dim)``: the encoders' vectors have
+        norm 1) so that ``l2`` means the same for any encoder; the zero-shot logit's weight is
+        pulled towards 1 (:data:`ZERO_SHOT_PRIOR_L2`), so a head starts as the zero-shot scorer
+        and moves as far as the labels show. Stored weights act on the raw embedding. (Heads
+        fitted before format 2 penalised the raw embedding, too strongly for it to matter, and
+        left the zero-shot weight and the bias free: on small or separable data those grew
+        until probabilities were exactly 1.0.)
         """
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} label sets")
@@ -365,21 +425,23 @@ class TopicScorer:
         trained: dict[str, int] = {}
         skipped: dict[str, int] = {}
         dim = x.shape[1] if x.ndim == 2 else 0
+        scale = float(np.sqrt(dim))
+        penalty = np.append(np.full(dim, l2), ZERO_SHOT_PRIOR_L2)
+        prior = np.append(np.zeros(dim), 1.0)
         for j, name in enumerate(self.names):
             positives = int(y[:, j].sum())
             if positives < MIN_POSITIVES or positives == len(y):
                 skipped[name] = positives
                 continue
-            features = np.hstack([x, zero_shot[:, j : j + 1]])
-            # Embedding weights are penalised; the zero-shot logit's weight only lightly.
-            penalty = np.append(np.full(dim, l2), 1e-3)
+            features = np.hstack([x.astype(np.float64) * scale, zero_shot[:, j : j + 1]])
             pos_weight = (len(y) - positives) / positives
             weights = np.where(y[:, j] == 1.0, min(pos_weight, 10.0), 1.0)
-            heads[j] = _fit_logistic(
-                features.astype(np.float64), y[:, j], l2=penalty, sample_weight=weights
-            ).astype(np.float64)
+            w = _fit_logistic(features, y[:, j], l2=penalty, sample_weight=weights, prior=prior)
+            w[:dim] *= scale  # weights on the raw embedding
+            heads[j] = w
             trained[name] = positives
         self._heads = heads
+        self._rows = len(texts)
         return FitReport(trained=trained, skipped=skipped, examples=len(texts))
 
     def heads_path(self, models_dir: str | Path) -> Path:
@@ -411,6 +473,7 @@ class TopicScorer:
             "encoder": self.encoder.name,
             "taxonomy_digest": self.digest,
             "topics": names,
+            "rows": self._rows,
         }
         with target.open("wb") as fh:
             np.savez(fh, meta=np.array(json.dumps(meta)), weights=weights)
@@ -432,7 +495,7 @@ class TopicScorer:
             raise ConfigError(f"{source}: topic heads file not found", hint=hint) from None
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{source}: not a topic heads file ({exc})", hint=hint) from exc
-        if meta.get("format") != FORMAT_VERSION:
+        if meta.get("format") not in (1, FORMAT_VERSION):
             raise ConfigError(f"{source}: unknown format {meta.get('format')!r}", hint=hint)
         if meta.get("encoder") != self.encoder.name:
             raise ConfigError(
@@ -450,4 +513,15 @@ class TopicScorer:
         names = list(meta.get("topics", []))
         if len(names) != len(weights) or any(n not in index for n in names):
             raise ConfigError(f"{source}: topic list does not match its weights", hint=hint)
+        rows = meta.get("rows", 0)
+        if meta["format"] >= 2 and not (isinstance(rows, int) and rows > 0):
+            raise ConfigError(f"{source}: no labelled row count", hint=hint)
+        if meta["format"] == 1 and names:
+            log.warning(
+                "%s: topic heads from an older careradar, whose scores can be overconfident "
+                "(exactly 1.0); %s",
+                source,
+                hint,
+            )
         self._heads = {index[n]: weights[k] for k, n in enumerate(names)}
+        self._rows = rows if meta["format"] >= 2 else 0

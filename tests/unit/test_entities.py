@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,95 @@ def test_long_text_is_fine(extractor: EntityExtractor) -> None:
     text = ("the blender broke. " * 5000) + "order #A12345"
     [found] = extractor.extract([text], ["en"])
     assert found[-1] == Entity("ORDER_ID", "A12345", len(text) - 6, len(text))
+
+
+# --- the pre-checks that skip spaCy and the regexes must never change a result -------------
+
+_NEIGHBOURS = (
+    " ",
+    "",
+    "\n",
+    ".",
+    ",",
+    "(",
+    ")",
+    "-",
+    "/",
+    "'",
+    '"',
+    "#",
+    "3",
+    "x",
+    "É",
+    "ß",
+    "ж",
+    "我",
+    "ก",
+    "\u0301",  # a combining accent
+    "\u00a0",
+    "²",
+    "😡",
+)
+
+
+def _date_word_texts() -> list[str]:
+    """Every date word the patterns use, in text, capitalised, and glued to many neighbours."""
+    from pipeline.nlp import entities
+
+    words = sorted(entities._WORD_DATE_ANCHORS | {"ago", "lalu", "pasado", "de", "of", "the"})
+    texts = []
+    for i, word in enumerate(words):
+        before = _NEIGHBOURS[i % len(_NEIGHBOURS)]
+        after = _NEIGHBOURS[(i * 7 + 3) % len(_NEIGHBOURS)]
+        texts += [
+            f"it was 3 {word} ago",
+            f"{before}{word}{after}",
+            f"since{before}{word.upper()}{after}3rd 2026 please",
+            f"hace 2 {word.title()}, el {word} pasado, 3rd of {word}",
+        ]
+    return texts
+
+
+def test_pre_checks_change_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.nlp import entities
+
+    texts = [c["text"] for c in CASES] + _date_word_texts()
+    for code in (None, "en", "ms", "es", "zh"):
+        extractor = EntityExtractor(PRODUCTS)
+        fast = extractor.extract(texts, [code] * len(texts))
+        with monkeypatch.context() as m:
+            m.setattr(entities, "_MAYBE_WORD_DATE", re.compile(""))  # spaCy for every text
+            m.setattr(entities, "_DIGIT", re.compile(""))  # every regex for every text
+            full = extractor.extract(texts, [code] * len(texts))
+        assert fast == full
+        dates = sum(1 for found in full for e in found if e.label == "DATE")
+        assert dates > len(texts) // 2, code  # the texts do exercise the date patterns
+
+
+def test_date_word_check_agrees_with_the_tokenizer() -> None:
+    """A text whose tokens include a date word passes the check, whatever is glued to it."""
+    from pipeline.nlp import entities
+
+    nlp = entities._pipeline()
+    for word in sorted(entities._WORD_DATE_ANCHORS):
+        for before in _NEIGHBOURS:
+            for after in _NEIGHBOURS:
+                text = f"a{before}{word.title()}{after}b"
+                if any(t.lower_ in entities._WORD_DATE_ANCHORS for t in nlp.make_doc(text)):
+                    assert entities._MAYBE_WORD_DATE.search(text.lower()), text
+
+
+def test_text_without_a_date_word_skips_spacy() -> None:
+    from pipeline.nlp import entities
+
+    check = entities._MAYBE_WORD_DATE
+    assert check.search("the blender broke and support never answered") is None
+    assert check.search("monthly fee, daylight, jamming, semanario") is None
+    assert check.search("since monday") and check.search("3 hari lepas")
+
+
+def test_date_words_inside_chinese_text(extractor: EntityExtractor) -> None:
+    # spaCy's blank Chinese tokenizer splits into characters, where no date word can match.
+    text = "我的订单 3 days ago 还没到，上周 last week 也问过"
+    [found] = extractor.extract([text], ["zh"])
+    assert [e.text for e in found if e.label == "DATE"] == ["3 days ago", "上周", "last week"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.nlp import language
 from pipeline.nlp.language import SUPPORTED_LANGUAGES, detect_language, detect_languages
@@ -108,3 +110,69 @@ def test_detector_is_built_once() -> None:
 def test_supported_languages_are_iso_639_1() -> None:
     assert {"en", "zh", "ms", "id", "es", "fr", "de", "pt", "ja", "ko"} <= set(SUPPORTED_LANGUAGES)
     assert all(len(code) == 2 and code.islower() for code in SUPPORTED_LANGUAGES)
+
+
+def _by_script_per_character(letters: str) -> tuple[str | None, float] | None:
+    """The script rule written out one character at a time, to check the fast version."""
+    counts = {"hangul": 0, "kana": 0, "han": 0, "thai": 0, "other": 0}
+    for ch in letters:
+        cp = ord(ch)
+        if 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x3130 <= cp <= 0x318F:
+            counts["hangul"] += 1
+        elif 0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF or 0xFF66 <= cp <= 0xFF9F:
+            counts["kana"] += 1
+        elif (
+            0x4E00 <= cp <= 0x9FFF
+            or 0x3400 <= cp <= 0x4DBF
+            or 0xF900 <= cp <= 0xFAFF
+            or 0x20000 <= cp <= 0x3FFFF
+        ):
+            counts["han"] += 1
+        elif 0x0E00 <= cp <= 0x0E7F:
+            counts["thai"] += 1
+        elif ch.isalpha():
+            counts["other"] += 1
+    han, kana = counts["han"], counts["kana"]
+    weighted = {
+        "hangul": 2 * counts["hangul"],
+        "cjk": 2 * (han + kana),
+        "thai": counts["thai"],
+        "other": counts["other"],
+    }
+    total = sum(weighted.values())
+    if total == 0:
+        return None
+    script = max(weighted, key=lambda k: weighted[k])
+    share = round(weighted[script] / total, 4)
+    if script == "other" or share <= 0.5:
+        return None
+    if script in ("hangul", "thai"):
+        return ("ko" if script == "hangul" else "th", share)
+    return ("ja", share) if kana >= 0.1 * (han + kana) else ("zh", share)
+
+
+# Letters at the edges of each script's ranges, Latin (plain and accented), Cyrillic, numerals
+# that are word characters but not letters ("²", "Ⅻ", "①"), and a Han character outside the BMP.
+_SCRIPT_SAMPLES = (
+    "aZéñ"
+    "Жя"
+    "²Ⅻ①"
+    "\uac00\ud7af\u1100\u11ff\u3130\u318f"  # Hangul
+    "\u3040\u30ff\u31f0\u31ff\uff66\uff9f"  # kana
+    "\u4e00\u9fff\u3400\u4dbf\uf900\ufaff\U00020000\U0003ffff"  # Han
+    "\u0e00\u0e7f\u0e01"  # Thai
+    "\u0dff\u0e80\u4dc0\uabff\ud7b0"  # just outside
+)
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from(_SCRIPT_SAMPLES), max_size=30))
+def test_script_rule_counts_like_a_per_character_loop(letters: str) -> None:
+    assert language._by_script(letters) == _by_script_per_character(letters)
+
+
+def test_noise_check_covers_each_kind_of_noise() -> None:
+    # _prepare only strips noise when the quick check sees "@", "://" or "www." (any case)
+    for text in ("see WWW.example.com now", "HTTPS://x.example/a", "mail a@b.example", "@acme"):
+        assert language._prepare(text) == language._prepare(f"{text} @")
+    assert language._prepare("hello WWW.example.com there") == "hello there"

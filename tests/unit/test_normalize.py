@@ -81,3 +81,37 @@ def test_fediverse_handle_is_one_mention() -> None:
     assert fingerprint(f"@ParcelPeakHelp@mastodon.example {base}") == fingerprint(
         f"@ParcelPeakHelp {base}"
     )
+
+
+def _clean_every_step(text: str) -> str:
+    """clean_text without its shortcuts for ASCII text: every step on every text."""
+    from pipeline.nlp import normalize
+
+    text = normalize._repair_surrogates(text).replace("\r\n", "\n").replace("\r", "\n")
+    text = normalize._DROP.sub("", unicodedata.normalize("NFC", text))
+    text = normalize._SPACES.sub(" ", normalize._NONCHARACTERS.sub("\ufffd", text))
+    text = normalize._SPACE_AROUND_NEWLINE.sub("\n", text)
+    return normalize._MANY_NEWLINES.sub("\n\n", text).strip()
+
+
+# ASCII with every control character and runs of spaces; then the same with a few non-ASCII
+# spaces, invisible characters and a noncharacter mixed in.
+_ASCII = st.lists(
+    st.one_of(
+        st.characters(max_codepoint=127),
+        st.sampled_from([" ", "  ", "\n", " \n ", "\n\n\n", "\r\n", "\t", "\x0b", "\x1f", "a"]),
+    )
+)
+_MIXED = st.lists(st.sampled_from(["a", " ", "\n", "\t", "\u00a0", "\u2009", "\u200b", "\ufdd0"]))
+
+
+@given(_ASCII)
+def test_ascii_shortcuts_change_nothing(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert clean_text(text) == _clean_every_step(text)
+
+
+@given(_MIXED)
+def test_non_ascii_text_takes_every_step(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert clean_text(text) == _clean_every_step(text)

@@ -184,3 +184,125 @@ def test_load_refuses_heads_for_another_taxonomy(encoder: Encoder, tmp_path: Pat
 def test_fit_rejects_unknown_topic(scorer: TopicScorer) -> None:
     with pytest.raises(ValueError, match=r"'shipping' .* is not a topic"):
         scorer.fit(["x"], [["shipping"]])
+
+
+PROBES = [
+    "where is my refund",
+    "I was charged twice",
+    "my parcel never arrived",
+    "the app crashes",
+    "lol",
+    "我的快递还没到",
+]
+
+
+def test_fitted_heads_are_never_certain(encoder: Encoder) -> None:
+    """16 labelled rows that one direction separates: the heads used to put probabilities of
+    exactly 1.0 (and 4e-18) on them and on anything that looked like them."""
+    texts, labels = _labelled()
+    fitted = TopicScorer(load_taxonomy(), encoder)
+    report = fitted.fit(texts, labels)
+    cols = [fitted.names.index(n) for n in report.trained]
+    probs = fitted.probabilities(encoder.encode(texts + PROBES))[:, cols]
+    bound = 1 / (2 * (len(texts) + 1))  # 16 rows cannot show an error rate below ~1 in 34
+    assert bound <= probs.min() and probs.max() <= 1 - bound
+    for row in fitted.score_texts(texts + PROBES):
+        assert all(p < 1.0 for p in row.values())
+    # ... and still right on the rows it learned from
+    y = np.array([[name in set(topics) for name in report.trained] for topics in labels])
+    assert np.array_equal(probs[: len(texts)] >= 0.5, y)
+
+
+def _as_format_1(path: Path, target: Path) -> Path:
+    """A heads file as careradar wrote it before format 2 (no row count)."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        weights = data["weights"]
+    meta["format"] = 1
+    del meta["rows"]
+    with target.open("wb") as fh:
+        np.savez(fh, meta=np.array(json.dumps(meta)), weights=weights)
+    return target
+
+
+def test_heads_files_of_format_1_still_load(
+    encoder: Encoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    texts, labels = _labelled()
+    fitted = TopicScorer(load_taxonomy(), encoder)
+    fitted.fit(texts, labels)
+    new = fitted.save(tmp_path / "new.npz")
+    old = TopicScorer(load_taxonomy(), encoder)
+    with caplog.at_level("WARNING"):
+        old.load(_as_format_1(new, tmp_path / "old.npz"))
+    assert "older careradar" in caplog.text and "careradar train --task topics" in caplog.text
+    emb = encoder.encode(PROBES)
+    billing = fitted.names.index("billing")
+    eps = 1 / (2 * (len(texts) + 1))
+    unbounded = old.probabilities(emb)[:, billing]  # format 1: the weights as they are
+    assert np.allclose(fitted.probabilities(emb)[:, billing], eps + (1 - 2 * eps) * unbounded)
+    assert old.version != fitted.version
+
+
+def test_heads_file_without_row_count_is_refused(encoder: Encoder, tmp_path: Path) -> None:
+    texts, labels = _labelled()
+    fitted = TopicScorer(load_taxonomy(), encoder)
+    fitted.fit(texts, labels)
+    broken = _as_format_1(fitted.save(tmp_path / "new.npz"), tmp_path / "broken.npz")
+    with np.load(broken, allow_pickle=False) as data:
+        meta, weights = json.loads(str(data["meta"])), data["weights"]
+    meta["format"] = 2
+    with broken.open("wb") as fh:
+        np.savez(fh, meta=np.array(json.dumps(meta)), weights=weights)
+    with pytest.raises(ConfigError, match="no labelled row count") as info:
+        TopicScorer(load_taxonomy(), encoder).load(broken)
+    assert "careradar train --task topics" in str(info.value.hint)
+
+
+@pytest.mark.parametrize(
+    ("topic", "texts"),
+    [
+        (
+            "delivery",
+            [
+                "my parcel has not arrived after two weeks",
+                "bungkusan saya belum sampai selepas dua minggu",
+                "paket saya belum sampai setelah dua minggu",
+                "mi paquete no ha llegado después de dos semanas",
+                "我的包裹两个星期了还没到",
+            ],
+        ),
+        (
+            "billing",
+            [
+                "I was charged twice for the same order",
+                "saya dicaj dua kali untuk pesanan yang sama",
+                "saya ditagih dua kali untuk pesanan yang sama",
+                "me cobraron dos veces por el mismo pedido",
+                "同一个订单被扣了两次钱",
+            ],
+        ),
+        (
+            None,
+            [
+                "see you at the concert tonight",
+                "jumpa di konsert malam ini",
+                "happy birthday to my sister",
+                "feliz cumpleaños a mi hermana",
+                "祝我妹妹生日快乐",
+            ],
+        ),
+    ],
+)
+def test_zero_shot_is_sane_in_every_language(
+    scorer: TopicScorer, encoder: Encoder, topic: str | None, texts: list[str]
+) -> None:
+    """The same message in en/ms/id/es/zh: the same topic, a clear but not certain score;
+    off-topic chatter in any of them: no topic."""
+    probs = scorer.probabilities(encoder.encode(texts))
+    assert probs.min() > 0.0 and probs.max() < 0.9999
+    for row in probs:
+        if topic is None:
+            assert row.max() < 0.5
+        else:
+            assert scorer.names[int(np.argmax(row))] == topic and row.max() >= 0.7
