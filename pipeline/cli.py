@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pipeline import __version__, registry
+from pipeline import __version__, registry, sla
 from pipeline.config import (
     AppConfig,
     find_config,
@@ -46,7 +46,7 @@ from pipeline.config import (
     sla_warnings,
 )
 from pipeline.errors import CareradarError, ConfigError, NotFound
-from pipeline.items import Status, now_utc
+from pipeline.items import SlaState, Status, now_utc
 from pipeline.nlp.pii import redact
 from pipeline.nlp.taxonomy import Topic
 from pipeline.runner import Runner, RunResult
@@ -538,6 +538,14 @@ def _processed_json(p: Any) -> dict[str, Any]:
     }
 
 
+def _redact_label_notes(data: dict[str, Any]) -> None:
+    """Label notes (``ItemRow.to_json``'s ``labels``) are staff's free text and may quote the
+    customer's e-mail or phone: they follow the item text's redaction."""
+    for label in (data.get("labels") or {}).values():
+        if label.get("note"):
+            label["note"] = redact(label["note"])
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 
@@ -701,6 +709,25 @@ def _label_line(label: Label) -> str:
     )
 
 
+def _asks_for_reply(row: ItemRow, given: Mapping[str, Any]) -> str:
+    """'complaint=yes', 'urgency=high' (or both) when the labels just given say the item needs
+    someone's attention; '' otherwise. Un-labelling never takes a clock away."""
+    asks = [
+        f"{task}={value}"
+        for task, value in (("complaint", "yes"), ("urgency", "high"))
+        if task in given and task in row.labels and row.labels[task].value == value
+    ]
+    return ", ".join(asks)
+
+
+def _label_clock(row: ItemRow) -> SlaState:
+    """The reply clock the runner's policy gives the item (its source's ``sla_policy``, if the
+    source is still configured), counted from when the customer posted."""
+    cfg = state.cfg()
+    override = next((s.sla_policy for s in cfg.sources if s.name == row.source), None)
+    return sla.start_clock(row.channel, row.created_at, cfg.sla, policy_override=override)
+
+
 @triage_app.command("label")
 def triage_label(
     ref: Annotated[str, typer.Argument(help="item id, or SOURCE:EXTERNAL_ID")],
@@ -750,15 +777,26 @@ def triage_label(
             hint="e.g. careradar triage label 49 --sentiment neutral --complaint no",
         )
     names = [t.name for t in _configured_taxonomy()[0]] if "topics" in values else None
+    who = actor or _whoami()
     with _store_ctx() as store:
         item_id = _lookup(store, ref).id
-        row = store.set_labels(
-            item_id, values, clear=cleared, actor=actor or _whoami(), note=note, taxonomy=names
-        )
+        row = store.set_labels(item_id, values, clear=cleared, actor=who, note=note, taxonomy=names)
+        asked = _asks_for_reply(row, values)
+        opened = bool(asked) and not row.needs_reply
+        if opened:
+            row = store.open_clock(
+                row.id, _label_clock(row), actor=who, note=f"label {asked} opened the reply clock"
+            )
+            opened = row.needs_reply
     if as_json:
         _json(_row_json(row))
         return
     out.print(f"item {row.id}: flags {_flags(row.flags) or 'none'}")
+    if opened and row.due_at is not None:
+        out.print(
+            f"  reply clock opened ({row.policy}, from the post): due {_iso(row.due_at)} UTC, "
+            f"status {row.status}"
+        )
     for label in row.labels.values():
         out.print(f"  {_label_line(label)}")
     if not row.labels:
@@ -1053,6 +1091,7 @@ def export(
                 data["text"] = redact(data.get("text") or "")
                 if data.get("title"):
                     data["title"] = redact(data["title"])
+                _redact_label_notes(data)
             data.pop("raw", None)
             if writer is not None:
                 flat = {

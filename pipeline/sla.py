@@ -81,14 +81,30 @@ def apply_policy(
     """The SLA state for a new item, or None when it needs no reply."""
     if not needs_reply(item, classification):
         return None
-    name, policy = cfg.policy_for(item.channel.value, policy_override)
+    return start_clock(item.channel, item.created_at, cfg, policy_override=policy_override)
+
+
+def start_clock(
+    channel: Channel,
+    created_at: datetime,
+    cfg: SlaConfig,
+    *,
+    policy_override: str | None = None,
+) -> SlaState:
+    """The reply clock of an item of ``channel`` posted at ``created_at``: the channel's policy
+    (or ``policy_override``, a source's ``sla_policy``), counted from when the customer posted.
+
+    :func:`apply_policy` uses it for new items; ``triage label`` for an item a person says
+    needs attention (a complaint, urgent) after the pipeline decided it needed no reply.
+    """
+    name, policy = cfg.policy_for(channel.value, policy_override)
     calendar = cfg.calendars[policy.calendar] if policy.calendar else None
     return SlaState(
         policy=name,
         target_seconds=round(policy.target),
-        started_at=item.created_at,
-        due_at=deadline(item.created_at, policy.target, calendar),
-        at_risk_at=deadline(item.created_at, policy.at_risk_offset(), calendar),
+        started_at=created_at,
+        due_at=deadline(created_at, policy.target, calendar),
+        at_risk_at=deadline(created_at, policy.at_risk_offset(), calendar),
         status=Status.NEW,
     )
 

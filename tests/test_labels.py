@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError, NotFound
-from pipeline.items import Channel, Flag, now_utc
+from pipeline.items import Channel, Flag, SlaState, Status, now_utc
 from pipeline.nlp.heads import LinearHead
 from pipeline.nlp.train import (
     STORE_WEIGHT_MAX,
@@ -513,15 +514,152 @@ def test_export_redacts_personal_data_unless_asked(
 ) -> None:
     cfg = _config(tmp_path)
     p = processed_factory(text="refund me, write to ann.lee@example.com")
+    # Staff notes are free text too: here one quotes the customer's other address and phone.
+    note = "she asked us to use ann.home@example.org or +60 12-345 6789 instead"
     with Store.open(f"sqlite:///{tmp_path / 'labels.db'}") as store:
         store.write_batch([p])
-        store.set_label(_id(store, p), "complaint", "yes", actor="mei")
+        store.set_label(_id(store, p), "complaint", "yes", actor="mei", note=note)
     code, out, _ = cli(capsys, "--config", str(cfg), "labels", "export")
     assert code == 0 and "ann.lee@example.com" not in out and "[email]" in out
+    assert "ann.home" not in out and "345" not in out
     code, out, _ = cli(capsys, "--config", str(cfg), "labels", "export", "--no-redact")
     assert "ann.lee@example.com" in out
+    # The item export carries each label with its note; the note is redacted like the text.
+    code, out, _ = cli(capsys, "--config", str(cfg), "export", "-f", "jsonl")
+    (item,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and "[email]" in item["text"]
+    assert item["labels"]["complaint"]["note"] == ("she asked us to use [email] or [phone] instead")
+    code, out, _ = cli(capsys, "--config", str(cfg), "export", "-f", "jsonl", "--no-redact")
+    assert json.loads(out)["labels"]["complaint"]["note"] == note
     code, _, err = cli(capsys, "--config", str(cfg), "labels", "export", "--task", "mood")
     assert code == 2 and "valid values are: sentiment, complaint, urgency, topics" in err
+
+
+def _clock_config(tmp_path: Path, url: str) -> Path:
+    """Reviews count business hours (Mon-Fri 09-17 UTC, 8 h target); the source 'vip-source'
+    overrides its channel's policy with a 15-minute one."""
+    cfg = tmp_path / "careradar.yaml"
+    cfg.write_text(
+        f"""database:
+  url: {url}
+sla:
+  calendars:
+    office: {{timezone: UTC, hours: {{mon-fri: "09:00-17:00"}}}}
+  policies:
+    review: {{target: 8h, calendar: office}}
+    vip: {{target: 15m}}
+sources:
+  - {{name: vip-source, kind: file, channel: social, path: x.jsonl, sla_policy: vip}}
+""",
+        "utf-8",
+    )
+    return cfg
+
+
+def test_a_label_that_asks_for_attention_opens_a_reply_clock(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    store: Store,
+    processed_factory: ProcessedFactory,
+) -> None:
+    base = ["--config", str(_clock_config(tmp_path, store.url))]
+    posted = now_utc() - timedelta(minutes=10)
+    # All four were judged to need no reply: 'ignored', no clock.
+    calm = processed_factory(source="vip-source", created_at=posted, needs_reply=False)
+    # Wednesday noon (T0): 8 business hours is Thursday noon, long past.
+    review = processed_factory(channel=Channel.REVIEW, created_at=T0, needs_reply=False)
+    dismissed = processed_factory(needs_reply=False)
+    brand = processed_factory(author_is_brand=True, needs_reply=False)
+    store.write_batch([calm, review, dismissed, brand])
+    calm_id, review_id, dismissed_id, brand_id = (
+        _id(store, p) for p in (calm, review, dismissed, brand)
+    )
+    # A person took this one out of the queue on purpose: that is never overridden.
+    store.set_status(dismissed_id, "new", actor="ann")
+    store.set_status(dismissed_id, "ignored", actor="ann", note="spam")
+
+    def label(item_id: int, *args: str) -> dict[str, Any]:
+        code, out, err = cli(capsys, *base, "triage", "label", str(item_id), *args, "--json")
+        assert code == 0, err
+        row: dict[str, Any] = json.loads(out)
+        return row
+
+    # Urgent: the clock starts when the customer posted, on the source's own policy.
+    row = label(calm_id, "--urgency", "high", "--as", "mei")
+    assert (row["needs_reply"], row["status"], row["policy"]) == (True, "new", "vip")
+    assert row["due_at"] == (posted + timedelta(minutes=15)).isoformat().replace("+00:00", "Z")
+    assert row["flags"] == ["urgent"]
+    (opened,) = [e for e in store.item_events(calm_id) if e["kind"] == "status"]
+    assert (opened["actor"], opened["from_value"], opened["to_value"]) == ("mei", "ignored", "new")
+    assert opened["note"] == "label urgency=high opened the reply clock"
+
+    # A complaint in a review: business hours, and already overdue (honestly).
+    row = label(review_id, "--complaint", "YES", "--as", "mei")
+    assert (row["needs_reply"], row["status"], row["policy"]) == (True, "new", "review")
+    assert row["due_at"] == "2024-05-02T12:00:00Z"
+    assert row["flags"] == ["complaint", "overdue"]
+    assert [r.id for r in store.triage()] == [calm_id, review_id]
+
+    # Taking the label back (or saying "no complaint") never closes the clock.
+    row = label(review_id, "--complaint", "no")
+    assert (row["needs_reply"], row["status"], row["due_at"]) == (
+        True,
+        "new",
+        "2024-05-02T12:00:00Z",
+    )
+    row = label(calm_id, "--clear", "urgency")
+    assert row["needs_reply"] is True and row["policy"] == "vip"
+    # Labelling it urgent again keeps the first clock.
+    assert label(calm_id, "--urgency", "high")["due_at"] == row["due_at"]
+
+    # A person's 'ignored' stays; the item still gets its clock should someone reopen it.
+    row = label(dismissed_id, "--complaint", "yes")
+    assert (row["needs_reply"], row["status"], row["policy"]) == (True, "ignored", "social")
+    # The brand's own post never waits for a reply; other labels start nothing.
+    row = label(brand_id, "--complaint", "yes", "--urgency", "high")
+    assert (row["needs_reply"], row["status"], row["due_at"]) == (False, "ignored", None)
+    fresh = processed_factory(needs_reply=False)  # posted 2024-05-01 12:00:05
+    store.write_batch([fresh])
+    fresh_id = _id(store, fresh)
+    row = label(fresh_id, "--sentiment", "negative", "--urgency", "normal")
+    assert (row["needs_reply"], row["status"], row["due_at"]) == (False, "ignored", None)
+    assert [r.id for r in store.triage()] == [calm_id, review_id]
+
+    # People read what happened.
+    code, out, err = cli(capsys, *base, "triage", "label", str(fresh_id), "--complaint", "yes")
+    assert code == 0, err
+    assert f"item {fresh_id}: flags negative complaint overdue" in out
+    assert "reply clock opened (social, from the post): due 2024-05-01 13:00 UTC, status new" in out
+
+
+def test_open_clock_only_starts_what_is_missing(
+    store: Store, processed_factory: ProcessedFactory
+) -> None:
+    waiting = processed_factory(target_seconds=600)
+    cross_post = processed_factory(needs_reply=False)
+    store.write_batch([waiting])
+    store.write_batch(
+        [processed_factory(cross_post.item, needs_reply=False, duplicate_of=waiting.item.key)]
+    )
+    clock = SlaState(
+        policy="other",
+        target_seconds=60,
+        started_at=T0,
+        due_at=T0 + timedelta(minutes=1),
+        at_risk_at=T0,
+        status=Status.NEW,
+    )
+    before = store.get_item(_id(store, waiting))
+    assert before is not None
+    # Already waiting: its clock is kept, no event.
+    row = store.open_clock(before.id, clock, actor="mei", note="x")
+    assert (row.policy, row.due_at, row.status) == (before.policy, before.due_at, before.status)
+    # A cross-post rides on its first copy's clock.
+    dup = store.open_clock(_id(store, cross_post), clock, actor="mei", note="x")
+    assert dup.duplicate_of_id == before.id and (dup.needs_reply, dup.due_at) == (False, None)
+    assert store.item_events(before.id) == store.item_events(dup.id) == []
+    with pytest.raises(NotFound, match="item 999 does not exist"):
+        store.open_clock(999, clock, actor="mei", note="x")
 
 
 # Six in-domain posts for --from-store, two per sentiment class.

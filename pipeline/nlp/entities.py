@@ -16,7 +16,9 @@ which product, how much money, since when. Labels:
   ``Rp 150.000``, ``¥300``, ``12,50 €``, ``300元``).
 - ``DATE``: dates and relative times: ``12/03``, ``2026-11-23``, ``March 3rd``, ``3 Mac``,
   ``yesterday``, ``3 days ago``, ``last week``, ``3 hari``, ``semalam``, ``hace 3 días``,
-  ``昨天``, ``3天前``, ``11月3日``.
+  ``昨天``, ``3天前``, ``11月3日``; weekdays (``Saturday``, ``sabtu``, ``el lunes pasado``), and
+  their short forms (``Sat``, ``sun``) only in a date's context (``Sat 14 Dec``, ``on sun at
+  5pm``, ``Mon-Fri``), as they are also words ("I sat in the queue").
 - ``EMAIL`` and ``PHONE``: found by :mod:`pipeline.nlp.pii`; their ``text`` is the redaction
   placeholder (``[email]``), never the address or number, unless the caller asks for raw
   values. Other PII (cards, IBANs, national ids, bank accounts) is never an entity, and any
@@ -50,6 +52,7 @@ from pipeline.nlp.pii import find_pii
 
 if TYPE_CHECKING:
     from spacy.language import Language
+    from spacy.tokens import Doc, Span, Token
 
 __all__ = ["LABELS", "PII_LABELS", "EntityExtractor", "compile_products"]
 
@@ -149,6 +152,9 @@ _WEEKDAYS: Final = _words(
     " fri sat sun isnin selasa rabu khamis jumaat sabtu ahad senin kamis jumat minggu"
     " lunes martes miércoles miercoles jueves viernes sábado sabado domingo"
 )
+_SHORT_WEEKDAYS: Final = frozenset(_words("mon tue tues wed thu thur thurs fri sat sun"))
+"""English abbreviations that are also ordinary words ("I sat in the queue", "the sun was out",
+"wed", French "mon colis"): a date only in a date's context (:func:`_short_weekday_is_date`)."""
 _MONTHS: Final = _words(
     "january february march april may june july august september october november december"
     " jan feb mar apr jun jul aug sep sept oct nov dec"
@@ -360,7 +366,9 @@ class EntityExtractor:
                 docs = _pipeline().pipe((texts[i] for i in indexes), batch_size=256)
                 for i, doc in zip(indexes, docs, strict=True):
                     word_dates[i] = [
-                        Entity("DATE", e.text, e.start_char, e.end_char) for e in doc.ents
+                        Entity("DATE", e.text, e.start_char, e.end_char)
+                        for e in doc.ents
+                        if _weekday_context_ok(doc, e)
                     ]
         return [
             self._extract_one(text, dates) for text, dates in zip(texts, word_dates, strict=True)
@@ -404,6 +412,129 @@ class EntityExtractor:
             for m in self._products.finditer(text):
                 found.append(Entity("PRODUCT", m.group(), m.start(), m.end()))
         return _resolve(text, found, pii, want, reveal=self.reveal_pii)
+
+
+# --- weekday abbreviations: a date only in a date's context ----------------------------------
+
+_STRONG_BEFORE: Final = frozenset({"last", "next"})
+_WEAK_BEFORE: Final = frozenset({"on", "this", "every", "each", "a", "until", "till"})
+_RANGE_JOINS: Final = frozenset({"-", "\u2013", "\u2014", "/", "&", "to", "till", "until", "thru"})
+_LIST_JOINS: Final = frozenset({",", "and", "or"})
+_TIME_PREPOSITIONS: Final = frozenset({"at", "@", "from", "before", "after", "around", "by"})
+_DAY_PARTS: Final = frozenset({"morning", "afternoon", "evening", "night", "noon", "midday"})
+_MONTH_WORDS: Final = frozenset(_MONTHS)
+_WEEKDAY_WORDS: Final = frozenset(_WEEKDAYS)
+_DAY_NUMBER: Final = re.compile(r"^(?:0?[1-9]|[12]\d|3[01])$")
+_ORDINAL_DAY: Final = re.compile(r"^(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)$")
+_NUMERIC_DATE: Final = re.compile(r"^\d{1,4}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\.?$")
+_CLOCK: Final = re.compile(r"^\d{1,2}(?:(?:[:.]\d{2})?(?:am|pm|a\.m\.|p\.m\.)|:\d{2})$")
+_HOUR: Final = re.compile(r"^(?:[01]?\d|2[0-4])$")
+
+
+def _weekday_context_ok(doc: Doc, ent: Span) -> bool:
+    """Keep a word-date entity unless it rests on a weekday abbreviation out of context.
+
+    Only the entities that are an abbreviation alone, or "on"/"this" + an abbreviation, are
+    checked; the other patterns with an abbreviation carry their own context ("last sat",
+    "el sat pasado"). Full weekday names always count: "Saturday" is not an ordinary word.
+    """
+    tokens = list(ent)
+    if tokens[-1].lower_ not in _SHORT_WEEKDAYS:
+        return True
+    if len(tokens) > 1 and tokens[0].lower_ not in _WEAK_BEFORE:
+        return True
+    return _short_weekday_is_date(doc, tokens[-1].i)
+
+
+def _short_weekday_is_date(doc: Doc, i: int) -> bool:
+    """Is the abbreviation ``doc[i]`` ("sat", "Sun", "wed"...) a weekday here?
+
+    The rule, in order:
+
+    1. "last" or "next" before it: "last sat", "next Wed" (these words rarely precede the
+       ordinary words "sat", "sun", "wed" or French "mon").
+    2. A date or a time right after it (a comma between is fine): "Sat 14 Dec", "Sun, Dec 14",
+       "sat 14th", "Wed 14/12", "sun 5pm", "Sat 10:30", "sun at 5pm", "sat morning". People
+       write an abbreviation to qualify a date or a time; "I sat 14 hours" is not one ("14"
+       is not followed by a month), nor "I sat at 5 desks" (a bare hour must end the phrase).
+    3. Another weekday next to it in a range or list: "Mon-Fri", "sat/sun", "mon to fri";
+       across "and", "or" or a comma only if one of the two is capitalised or a full name
+       ("Sat and Sun", not "the sun and sat down").
+    4. "on", "this", "every", "each", "a", "until" or "till" before it, and it is capitalised
+       ("on Sat", "this Sun", "on a Sat,"), or it ends the phrase ("see you on sat.", "until
+       sun"): "on sun loungers", "on sat nav" and "this sun is brutal" stay words.
+
+    Capitalisation alone is not enough: every sentence starts with a capital ("Sun was out").
+    """
+    tok = doc[i]
+    prev = doc[i - 1] if i > 0 else None
+    if prev is not None and prev.lower_ in _STRONG_BEFORE:
+        return True
+    if _date_or_time_at(doc, i + 1):
+        return True
+    if _weekday_neighbour(doc, i, -1) or _weekday_neighbour(doc, i, 1):
+        return True
+    if prev is not None and prev.lower_ in _WEAK_BEFORE:
+        return tok.text[:1].isupper() or _phrase_ends(doc, i + 1)
+    return False
+
+
+def _at(doc: Doc, i: int) -> Token | None:
+    return doc[i] if 0 <= i < len(doc) else None
+
+
+def _phrase_ends(doc: Doc, i: int) -> bool:
+    """Nothing word-like at ``doc[i]``: the end of the text or punctuation."""
+    tok = _at(doc, i)
+    return tok is None or tok.is_punct
+
+
+def _date_or_time_at(doc: Doc, i: int) -> bool:
+    """A date or a time starts at ``doc[i]`` (after an optional comma)."""
+    tok = _at(doc, i)
+    if tok is not None and tok.text == ",":
+        i += 1
+        tok = _at(doc, i)
+    if tok is None:
+        return False
+    word = tok.lower_
+    after = _at(doc, i + 1)
+    after_word = after.lower_ if after is not None else ""
+    if _ORDINAL_DAY.match(word) or _NUMERIC_DATE.match(word) or _CLOCK.match(word):
+        return True  # 14th, 14/12, 2026-12-14, 5pm, 10:30
+    if word in _DAY_PARTS:
+        return True  # sat morning
+    if _DAY_NUMBER.match(word) and after_word in _MONTH_WORDS:
+        return True  # 14 Dec
+    if word in _MONTH_WORDS and (_DAY_NUMBER.match(after_word) or _ORDINAL_DAY.match(after_word)):
+        return True  # Dec 14, Dec 14th
+    if _HOUR.match(word) and (after_word in ("am", "pm", "a.m.", "p.m.")):
+        return True  # 5 pm
+    if word in _TIME_PREPOSITIONS and after is not None:
+        if _CLOCK.match(after_word) or after_word in ("noon", "midday"):
+            return True  # at 5pm, at noon
+        if _HOUR.match(after_word):
+            # "at 5" is a time where the phrase ends there or "pm" follows; "at 5 desks" is not
+            nxt = _at(doc, i + 2)
+            return nxt is None or nxt.is_punct or nxt.lower_ in ("am", "pm", "a.m.", "p.m.")
+    return False
+
+
+def _weekday_neighbour(doc: Doc, i: int, step: int) -> bool:
+    """Another weekday one join away from ``doc[i]`` in direction ``step`` (see rule 3)."""
+    join = _at(doc, i + step)
+    other = _at(doc, i + 2 * step)
+    if join is None or other is None or other.lower_ not in _WEEKDAY_WORDS:
+        return False
+    if join.lower_ in _RANGE_JOINS:
+        return True
+    if join.lower_ in _LIST_JOINS:
+        return (
+            other.lower_ not in _SHORT_WEEKDAYS
+            or doc[i].text[:1].isupper()
+            or other.text[:1].isupper()
+        )
+    return False
 
 
 def _day_month_ok(first: str, second: str) -> bool:

@@ -1107,29 +1107,53 @@ class Store:
             return
         # The store set 'ignored' itself because the item needed no reply; now it does, so it
         # joins the queue -- unless a person chose 'ignored', which is never overridden.
-        ids = [current[key].id for key, _ in reopen_candidates]
-        human = set(
-            conn.execute(
-                select(events.c.item_id).where(events.c.item_id.in_(ids), events.c.kind == "status")
-            ).scalars()
-        )
+        human = self._status_set_by_people(conn, [current[key].id for key, _ in reopen_candidates])
         for key, p in reopen_candidates:
             item_id = current[key].id
             if item_id in human or p.sla is None:
                 continue
-            to_status = p.sla.status.value
-            conn.execute(update(items).where(items.c.id == item_id).values(status=to_status))
-            conn.execute(
-                insert(events).values(
-                    item_id=item_id,
-                    kind="status",
-                    actor="system",
-                    at=now,
-                    from_value=Status.IGNORED.value,
-                    to_value=to_status,
-                    note="now needs a reply (content or classification changed)",
-                )
+            self._leave_ignored(
+                conn,
+                item_id,
+                p.sla.status,
+                actor="system",
+                at=now,
+                note="now needs a reply (content or classification changed)",
             )
+
+    @staticmethod
+    def _status_set_by_people(conn: Connection, ids: Sequence[int]) -> set[int]:
+        """The items among ``ids`` whose status someone set (an ``events`` row of kind
+        ``status``); the store never overrides such a status, 'ignored' above all.
+
+        The only status events the store writes itself are for items that leave 'ignored' or
+        turn out to be the brand's, so for a customer item that is 'ignored' now any status
+        event is a person's choice."""
+        found: set[int] = set()
+        for chunk in _chunks(sorted(ids)):
+            query = select(events.c.item_id).where(
+                events.c.item_id.in_(chunk), events.c.kind == "status"
+            )
+            found.update(conn.execute(query).scalars())
+        return found
+
+    @staticmethod
+    def _leave_ignored(
+        conn: Connection, item_id: int, to_status: Status, *, actor: str, at: datetime, note: str
+    ) -> None:
+        """Move an item the store had set 'ignored' (it needed no reply) into the queue."""
+        conn.execute(update(items).where(items.c.id == item_id).values(status=to_status.value))
+        conn.execute(
+            insert(events).values(
+                item_id=item_id,
+                kind="status",
+                actor=actor,
+                at=at,
+                from_value=Status.IGNORED.value,
+                to_value=to_status.value,
+                note=note,
+            )
+        )
 
     @staticmethod
     def _becomes_brand(conn: Connection, c: _Current, now: datetime) -> None:
@@ -1270,21 +1294,24 @@ class Store:
             cur = current.get(p.item.key)
             if s is None or (cur is not None and cur.has_sla):
                 continue
-            params.append(
-                {
-                    "item_id": ids[p.item.key],
-                    "policy": s.policy,
-                    "target_seconds": int(s.target_seconds),
-                    "started_at": s.started_at,
-                    "due_at": s.due_at,
-                    "at_risk_at": s.at_risk_at,
-                    "first_response_at": s.first_response_at,
-                    "breached": s.first_response_at is not None and s.first_response_at > s.due_at,
-                    "updated_at": now,
-                }
-            )
+            params.append(self._sla_values(ids[p.item.key], s, now))
         if params:
             conn.execute(insert(sla), params)
+
+    @staticmethod
+    def _sla_values(item_id: int, s: SlaState, now: datetime) -> dict[str, Any]:
+        """An ``sla`` row for ``item_id`` (new items in a batch, or a clock a label opens)."""
+        return {
+            "item_id": item_id,
+            "policy": s.policy,
+            "target_seconds": int(s.target_seconds),
+            "started_at": s.started_at,
+            "due_at": s.due_at,
+            "at_risk_at": s.at_risk_at,
+            "first_response_at": s.first_response_at,
+            "breached": s.first_response_at is not None and s.first_response_at > s.due_at,
+            "updated_at": now,
+        }
 
     def _write_bad_inputs(
         self,
@@ -2183,6 +2210,49 @@ class Store:
                     continue
                 conn.execute(delete(labels).where(labels.c.id == old["id"]))
                 record(task, old["value"], None)
+            rows = self._rows(conn, self._row_select().where(items.c.id == item_id), now_utc())
+        return rows[0]
+
+    def open_clock(self, item_id: int, clock: SlaState, *, actor: str, note: str) -> ItemRow:
+        """Start a reply clock on an item the pipeline decided needs no reply, because a
+        person says it does (``triage label --complaint yes`` / ``--urgency high``).
+
+        ``clock`` comes from the SLA policy (:func:`pipeline.sla.start_clock`, which needs the
+        config the store does not have). The item gets ``needs_reply`` and the SLA row, and
+        leaves 'ignored' for ``clock.status`` the way a new classification would move it
+        (:meth:`_update_existing_items`): not when a person set its status, and with a
+        ``status`` event by ``actor`` saying ``note``. Nothing changes for an item that already
+        needs a reply, the brand's own messages or a cross-post (its first copy's clock counts).
+        Returns the item's row.
+        """
+        moment = now_utc()
+        with self._begin(write=True) as conn:
+            self._require_item(conn, item_id, items.c.id)  # locks the item
+            m = (
+                conn.execute(
+                    select(
+                        items.c.status,
+                        items.c.needs_reply,
+                        items.c.author_is_brand,
+                        items.c.duplicate_of_id,
+                        sla.c.item_id.is_not(None).label("has_sla"),
+                    )
+                    .select_from(items.outerjoin(sla, sla.c.item_id == items.c.id))
+                    .where(items.c.id == item_id)
+                )
+                .mappings()
+                .one()
+            )
+            if not (m["needs_reply"] or m["author_is_brand"] or m["duplicate_of_id"] is not None):
+                conn.execute(update(items).where(items.c.id == item_id).values(needs_reply=True))
+                if not m["has_sla"]:
+                    conn.execute(insert(sla).values(**self._sla_values(item_id, clock, moment)))
+                if m["status"] == Status.IGNORED and not self._status_set_by_people(
+                    conn, [item_id]
+                ):
+                    self._leave_ignored(
+                        conn, item_id, clock.status, actor=actor, at=moment, note=note
+                    )
             rows = self._rows(conn, self._row_select().where(items.c.id == item_id), now_utc())
         return rows[0]
 

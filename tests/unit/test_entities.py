@@ -170,3 +170,66 @@ def test_date_words_inside_chinese_text(extractor: EntityExtractor) -> None:
     text = "我的订单 3 days ago 还没到，上周 last week 也问过"
     [found] = extractor.extract([text], ["zh"])
     assert [e.text for e in found if e.label == "DATE"] == ["3 days ago", "上周", "last week"]
+
+
+# --- weekday abbreviations are words unless a date's context says otherwise -----------------
+
+_ABBREVIATIONS_AS_WORDS = [
+    "I sat in the queue for ages",
+    "the sun was out and the parcel got soaked",
+    "Sun was out all day, the package melted",  # a capital at the start of a sentence
+    "we sat on sun loungers waiting for the courier",
+    "the sat nav sent the driver to the wrong street",
+    "this sun is brutal and the AC is broken",
+    "wed like a refund please",
+    "mon colis est perdu",
+    "I sat at 5 different desks before anyone helped",
+    "we enjoyed the sun and sat by the pool",
+]
+
+
+@pytest.mark.parametrize("text", _ABBREVIATIONS_AS_WORDS)
+def test_weekday_abbreviations_as_ordinary_words_are_not_dates(
+    extractor: EntityExtractor, text: str
+) -> None:
+    assert [e for e in extractor.extract_one(text, "en") if e.label == "DATE"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "dates"),
+    [
+        ("see you Sat 14 Dec", ["Sat", "14 Dec"]),
+        ("on sun at 5pm", ["on sun"]),
+        ("Sun, Dec 14th works for me", ["Sun", "Dec 14th"]),
+        ("can the technician come wed 14/12?", ["wed", "14/12"]),
+        ("sat 10am or sun at 5 pm", ["sat", "sun"]),
+        ("next Wed or last sat", ["next Wed", "last sat"]),
+        ("see you on sat.", ["on sat"]),
+        ("I'll call on Wed about it", ["on Wed"]),
+        ("we rang them, it was on a Sat, they said Monday", ["Sat", "Monday"]),
+        ("the shop is open Mon-Fri and Sat and Sun", ["Mon", "Fri", "Sat", "Sun"]),
+        ("delivery sat morning, pickup until sun", ["sat", "sun"]),
+    ],
+)
+def test_weekday_abbreviations_in_a_date_context_are_dates(
+    extractor: EntityExtractor, text: str, dates: list[str]
+) -> None:
+    found = extractor.extract_one(text, "en")
+    assert [e.text for e in found if e.label == "DATE"] == dates
+    assert all(text[e.start : e.end] == e.text for e in found)
+
+
+def test_full_weekday_names_match_alone_in_every_language(extractor: EntityExtractor) -> None:
+    from pipeline.nlp import entities
+
+    full = [w for w in entities._WEEKDAYS if w not in entities._SHORT_WEEKDAYS]
+    assert {"saturday", "sabtu", "ahad", "minggu", "sábado", "domingo"} <= set(full)
+    for word in full:
+        for form in (word, word.title()):
+            found = extractor.extract_one(f"the parcel came {form} but was empty")
+            assert [(e.label, e.text) for e in found] == [("DATE", form)], form
+    # ...and with the words around them the patterns always took.
+    assert [e.text for e in extractor.extract_one("it broke on Saturday, el sábado pasado")] == [
+        "on Saturday",
+        "el sábado pasado",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,61 @@ def test_bare_long_number_is_not_a_bank_account() -> None:
 
 def test_card_after_account_word_is_a_card() -> None:
     assert redact("account no 4111 1111 1111 1111") == "account no [card]"
+
+
+# --- the pre-check: no digit and no '@', nothing to find --------------------------------------
+
+_SCRIPTS = {
+    "full-width": "０１２３４５６７８９",
+    "arabic-indic": "٠١٢٣٤٥٦٧٨٩",
+    "devanagari": "०१२३४५६७८९",
+}
+
+
+def _all_case_texts() -> list[str]:
+    """Every case text, also with its digits written in each of :data:`_SCRIPTS`."""
+    base = [c["text"] for c in CASES["redact"] + MORE["redact"]] + CASES["keep"] + MORE["keep"]
+    texts = list(base)
+    for digits in _SCRIPTS.values():
+        texts += [t.translate(str.maketrans("0123456789", digits)) for t in base]
+    return texts
+
+
+def test_the_pre_check_never_skips_a_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.nlp import pii
+
+    texts = [*_all_case_texts(), "no numbers here, just words", "superscript x² ½ Ⅻ", ""]
+    fast = [find_pii(t) for t in texts]
+    monkeypatch.setattr(pii, "_MAYBE_PII", re.compile(""))  # every finder on every text
+    assert fast == [find_pii(t) for t in texts]
+    assert sum(map(bool, fast)) > len(texts) // 4  # the texts do contain PII
+
+
+@pytest.mark.parametrize("script", sorted(_SCRIPTS))
+def test_pii_in_other_digits_is_still_found(script: str) -> None:
+    # The patterns' \d takes any decimal digit; so does the pre-check.
+    to = str.maketrans("0123456789", _SCRIPTS[script])
+    text = "card 4111 1111 1111 1111, call +60 12-345 6789, IC 900101-14-5678".translate(to)
+    assert [kind for kind, _, _ in find_pii(text)] == ["card", "phone", "national_id"]
+    assert redact(text) == "card [card], call [phone], IC [national_id]"
+
+
+def test_text_without_a_digit_or_at_sign_skips_every_finder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.nlp import pii
+
+    calls: list[str] = []
+    for name in ("_cards", "_ibans", "_national_ids", "_bank_accounts", "_emails", "_phones"):
+        real = getattr(pii, name)
+
+        def spy(text: str, real: Any = real, name: str = name) -> Any:
+            calls.append(name)
+            return real(text)
+
+        monkeypatch.setattr(pii, name, spy)
+    assert find_pii("the parcel never came and nobody answers, account closed?") == []
+    assert calls == []
+    assert find_pii("mail jane@example.org") == [("email", 5, 21)]
+    assert find_pii("call ０１２-３４５ ６７８９") == [("phone", 5, 17)]
+    assert len(calls) == 12
