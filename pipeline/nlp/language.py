@@ -18,8 +18,26 @@ worse than no guess: downstream, "not English" marks the English-only sentiment 
    cares can look at it. The answer is ``None`` unless the winner's group has at least
    :data:`MIN_CONFIDENCE` and is :data:`MIN_RATIO` times the best language outside the group.
 
-The detector is built once per process on first use (thread-safe); the first call that needs
-lingua's models pays for loading them (about 1-2 s).
+4. Languages outside that set (Russian, Arabic, Hindi, Tamil, Greek, Italian, Dutch, Turkish,
+   Polish ...) would otherwise come back as ``None`` (as if the text were too short to tell)
+   or as the nearest language of the set (Dutch and Swedish as German). So a text with at least
+   :data:`WIDE_MIN_LETTERS` letters whose answer is ``None`` or below :data:`SURE` gets a
+   second look from lingua's low-accuracy model of all 75 of its languages (about 75 MB). Its
+   answer replaces the first one only when it names a language outside the set with at least
+   :data:`SURE`, and then only if the text is mostly in a non-Latin script (the script already
+   narrows the candidates: Cyrillic, Arabic, Devanagari, Greek, Hebrew, Indic scripts...) or
+   the language is one of :data:`_EXTRA_LATIN` and a high-accuracy check of that language
+   against the set agrees with at least :data:`SURE`. The all-language model alone misnames
+   short English ("Is there a maximum i can top up?" -> Latin 0.98, "morning - I'm off to
+   Winter Wonderland" -> Danish 0.96); the check removes those. Measured on 7,260 real texts
+   (VADER tweets, Banking77, IndoNLU SmSA): 4 answers changed, each a real Turkish, Dutch or
+   Danish tweet that had been called Indonesian, Malay or German.
+
+A language outside the set is then reported as itself, and the classifier marks it
+``language_supported: false`` instead of treating it as unknown.
+
+The detectors are built once per process on first use (thread-safe); the first call that
+needs lingua's models pays for loading them (about 1-2 s).
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ import threading
 from collections.abc import Sequence
 from typing import Final
 
+import regex
 from lingua import ConfidenceValue, Language, LanguageDetector, LanguageDetectorBuilder
 
 __all__ = [
@@ -37,6 +56,9 @@ __all__ = [
     "MIN_LETTERS",
     "MIN_RATIO",
     "SUPPORTED_LANGUAGES",
+    "SURE",
+    "WIDE_MAX_CHARS",
+    "WIDE_MIN_LETTERS",
     "detect_language",
     "detect_languages",
 ]
@@ -57,13 +79,35 @@ _LINGUA_LANGUAGES: Final = (
     Language.TAGALOG,
 )
 
-SUPPORTED_LANGUAGES: Final[tuple[str, ...]] = tuple(
-    lang.iso_code_639_1.name.lower() for lang in _LINGUA_LANGUAGES
+_EXTRA_LATIN: Final = frozenset(
+    {
+        Language.ITALIAN,
+        Language.DUTCH,
+        Language.TURKISH,
+        Language.POLISH,
+        Language.SWEDISH,
+        Language.DANISH,
+        Language.BOKMAL,
+        Language.FINNISH,
+        Language.ROMANIAN,
+        Language.CZECH,
+        Language.HUNGARIAN,
+        Language.CATALAN,
+        Language.CROATIAN,
+        Language.SLOVAK,
+        Language.SWAHILI,
+    }
 )
-"""ISO 639-1 codes this module can return. Anything else is reported as the closest of these."""
+"""Latin-script languages outside the first set that the second look may name (after a
+high-accuracy check; about 20 MB of models each, loaded only once such a text turns up)."""
 
-_CODES: Final = dict(zip(_LINGUA_LANGUAGES, SUPPORTED_LANGUAGES, strict=True))
+_CODES: Final = {lang: lang.iso_code_639_1.name.lower() for lang in Language.all()}
 """lingua language -> ISO 639-1 code (reading the code off lingua's objects costs per call)."""
+
+SUPPORTED_LANGUAGES: Final[tuple[str, ...]] = tuple(sorted(set(_CODES.values())))
+"""ISO 639-1 codes this module can return: every language lingua knows (75)."""
+
+_FIRST: Final = frozenset(_LINGUA_LANGUAGES)
 
 MAX_CHARS: Final = 1_000
 """Only the head of a text is looked at; more text does not change the answer, only the cost."""
@@ -76,6 +120,14 @@ MIN_CONFIDENCE: Final = 0.3
 
 MIN_RATIO: Final = 1.5
 """...and be this many times more likely than the best language outside its group."""
+
+SURE: Final = 0.9
+"""A first answer this confident is final; a second-look answer must be at least this sure."""
+
+WIDE_MIN_LETTERS: Final = 16
+"""Shorter text gets no second look: the all-language model guesses wildly on a few words."""
+WIDE_MAX_CHARS: Final = 300
+"""The second look reads this much: enough to name a language, and its cost grows with length."""
 
 _GROUPS: Final[dict[str, frozenset[str]]] = {
     "ms": frozenset({"ms", "id"}),
@@ -90,10 +142,15 @@ _NOISE = re.compile(
 )
 _MAYBE_NOISE = re.compile(r"@|://|www\.", re.IGNORECASE)
 """What each of the three kinds of noise needs: checked first, it is one fast scan."""
-_NON_LETTERS = re.compile(r"[\W\d_]+")
+_NON_LETTERS = regex.compile(r"[^\p{L}\p{M}]+")
+"""Everything but letters and combining marks: Devanagari, Tamil or Thai vowel signs are marks,
+and dropping them would cut every word of those scripts into pieces."""
+_LATIN = re.compile("[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 
 _lock = threading.Lock()
 _detector: LanguageDetector | None = None
+_wide: dict[bool, LanguageDetector] = {}
+_checkers: dict[Language, LanguageDetector] = {}
 
 
 def _get_detector() -> LanguageDetector:
@@ -103,6 +160,38 @@ def _get_detector() -> LanguageDetector:
             if _detector is None:
                 _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_LANGUAGES).build()
     return _detector
+
+
+def _get_wide(latin: bool) -> LanguageDetector:
+    """Low-accuracy models for the second look: for Latin-script text the first set plus
+    :data:`_EXTRA_LATIN` (the only languages it may name there; 2.3x faster than all 75),
+    for other scripts every language lingua has (the script leaves few candidates)."""
+    with _lock:
+        wide = _wide.get(latin)
+        if wide is None:
+            builder = (
+                LanguageDetectorBuilder.from_languages(*_LINGUA_LANGUAGES, *_EXTRA_LATIN)
+                if latin
+                else LanguageDetectorBuilder.from_all_languages()
+            )
+            wide = _wide[latin] = builder.with_low_accuracy_mode().build()
+    return wide
+
+
+def _is_latin(prepared: str) -> bool:
+    """Whether at least half of the letters are Latin."""
+    letters = prepared.replace(" ", "")
+    return 2 * len(_LATIN.findall(letters)) >= sum(map(str.isalpha, letters))
+
+
+def _get_checker(language: Language) -> LanguageDetector:
+    """High accuracy, the first set plus ``language``: does ``language`` really win?"""
+    with _lock:
+        checker = _checkers.get(language)
+        if checker is None:
+            checker = LanguageDetectorBuilder.from_languages(*_LINGUA_LANGUAGES, language).build()
+            _checkers[language] = checker
+    return checker
 
 
 def _prepare(text: str) -> str:
@@ -175,18 +264,38 @@ def _pre_decide(text: str) -> tuple[str | None, float] | str:
     return prepared
 
 
+def _values(detector: LanguageDetector, texts: Sequence[str]) -> list[list[ConfidenceValue]]:
+    if len(texts) == 1:
+        return [detector.compute_language_confidence_values(texts[0])]
+    return detector.compute_language_confidence_values_in_parallel(list(texts))
+
+
+def _second_look(
+    prepared: str, latin: bool, values: Sequence[ConfidenceValue]
+) -> tuple[str, float] | None:
+    """A language outside the first set, from the low-accuracy ``values`` for ``prepared``,
+    when it is sure enough (see the module doc, step 4); else None."""
+    if not values:
+        return None
+    best = max(values, key=lambda v: v.value)
+    if best.language in _FIRST or best.value < SURE:
+        return None
+    if not latin:
+        return (_CODES[best.language], round(best.value, 4))  # the script narrowed it down
+    checked = _get_checker(best.language).compute_language_confidence_values(prepared)
+    score = next((v.value for v in checked if v.language == best.language), 0.0)
+    return (_CODES[best.language], round(score, 4)) if score >= SURE else None
+
+
 def detect_language(text: str) -> tuple[str | None, float]:
     """The ISO 639-1 code of ``text`` and a confidence, or ``(None, 0.0)`` if unsure."""
-    decided = _pre_decide(text)
-    if not isinstance(decided, str):
-        return decided
-    return _decide(_get_detector().compute_language_confidence_values(decided))
+    return detect_languages([text])[0]
 
 
 def detect_languages(texts: Sequence[str]) -> list[tuple[str | None, float]]:
     """:func:`detect_language` for many texts, one result per text in the same order.
 
-    Texts that need lingua go to its multi-threaded batch API in one call.
+    Texts that need lingua go to its multi-threaded batch API in one call per stage.
     """
     results: list[tuple[str | None, float]] = [(None, 0.0)] * len(texts)
     pending: list[tuple[int, str]] = []
@@ -196,13 +305,23 @@ def detect_languages(texts: Sequence[str]) -> list[tuple[str | None, float]]:
             pending.append((i, decided))
         else:
             results[i] = decided
-    if pending:
-        detector = _get_detector()
-        prepared = [p for _, p in pending]
-        if len(prepared) == 1:
-            batches = [detector.compute_language_confidence_values(prepared[0])]
-        else:
-            batches = detector.compute_language_confidence_values_in_parallel(prepared)
-        for (i, _), values in zip(pending, batches, strict=True):
-            results[i] = _decide(values)
+    if not pending:
+        return results
+    first = _values(_get_detector(), [p for _, p in pending])
+    for (i, _), values in zip(pending, first, strict=True):
+        results[i] = _decide(values)
+    # A second look even where the first was sure: with Dutch not among its candidates, the
+    # first set calls a Dutch sentence German with 0.94.
+    longer = [
+        (i, p[:WIDE_MAX_CHARS]) for i, p in pending if len(p) - p.count(" ") >= WIDE_MIN_LETTERS
+    ]
+    for latin in (True, False):
+        look = [(i, p) for i, p in longer if _is_latin(p) is latin]
+        if not look:
+            continue
+        wide = _values(_get_wide(latin), [p for _, p in look])
+        for (i, p), values in zip(look, wide, strict=True):
+            answer = _second_look(p, latin, values)
+            if answer is not None:
+                results[i] = answer
     return results

@@ -117,6 +117,21 @@ def test_unmeasured_language_is_classified_and_flagged(classifier: ModelClassifi
     assert vi.sentiment in set(Sentiment)
 
 
+def test_language_outside_the_detectors_first_set_is_named_and_flagged(
+    classifier: ModelClassifier,
+) -> None:
+    # Russian and Dutch used to come back as no language (counted as supported) and as German.
+    ru, nl = classifier.classify(
+        [
+            _item("Доставка ужасная, заказ потерян, поддержка не отвечает", 1),
+            _item("Mijn bestelling is nog steeds niet aangekomen en niemand antwoordt", 2),
+        ]
+    )
+    assert (ru.language, ru.language_supported) == ("ru", False)
+    assert (nl.language, nl.language_supported) == ("nl", False)
+    assert ru.sentiment is Sentiment.NEGATIVE
+
+
 def test_title_is_read(classifier: ModelClassifier) -> None:
     (c,) = classifier.classify([_item("see title", 1, title="Worst kettle ever, it leaks")])
     assert c.sentiment is Sentiment.NEGATIVE
