@@ -200,6 +200,20 @@ def version(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         out.print(f"careradar {__version__}")
 
 
+def _classifier_runtime(cfg: AppConfig) -> dict[str, str | None] | None:
+    """The model classifier's e5 runtime: ``requested`` (``classifier.e5_runtime``), the
+    ``effective`` one (``E5TorchEncoder`` runs bf16 as fp32 on a CPU without native bfloat16)
+    and why they differ (``reason``, None when they do not). None for other classifier kinds,
+    without importing torch (the probe does)."""
+    if cfg.classifier.kind != "model":
+        return None
+    from pipeline.nlp.e5torch import effective_dtype
+
+    requested = cfg.classifier.e5_runtime
+    effective, reason = effective_dtype(requested)
+    return {"requested": requested, "effective": effective, "reason": reason}
+
+
 @config_app.command("check")
 def config_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Validate the configuration and summarise sources, schedules and SLA policies."""
@@ -216,6 +230,7 @@ def config_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     from pipeline.collectors.chat import intake_warnings
 
     warnings = sla_warnings(cfg) + intake_warnings(cfg)
+    runtime = _classifier_runtime(cfg)
     if as_json:
         _json(
             {
@@ -223,6 +238,7 @@ def config_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
                 "ok": True,
                 "database": redact_url(cfg.database.url),
                 "classifier": cfg.classifier.kind,
+                "classifier_runtime": runtime,
                 "sources": [
                     {
                         "name": s.name,
@@ -249,6 +265,11 @@ def config_check(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     out.print(
         f"database: {escape(redact_url(cfg.database.url))}   classifier: {cfg.classifier.kind}"
     )
+    if runtime is not None:
+        why = (
+            f" (requested {runtime['requested']}; {runtime['reason']})" if runtime["reason"] else ""
+        )
+        out.print(f"e5 runtime: {runtime['effective']}{why}")
     table = Table(title="sources", title_justify="left")
     for col in ("name", "kind", "channel", "brand", "schedule", "SLA"):
         table.add_column(col)
@@ -538,12 +559,16 @@ def _processed_json(p: Any) -> dict[str, Any]:
     }
 
 
+def _shown_note(note: str | None) -> str | None:
+    """A staff note (a label's or a history event's) as shown to a person: notes are free text
+    and may quote the customer's e-mail or phone, so they follow the item text's redaction."""
+    return redact(note) if note else note
+
+
 def _redact_label_notes(data: dict[str, Any]) -> None:
-    """Label notes (``ItemRow.to_json``'s ``labels``) are staff's free text and may quote the
-    customer's e-mail or phone: they follow the item text's redaction."""
+    """Redact the label notes of ``ItemRow.to_json``'s ``labels`` in place (``_shown_note``)."""
     for label in (data.get("labels") or {}).values():
-        if label.get("note"):
-            label["note"] = redact(label["note"])
+        label["note"] = _shown_note(label.get("note"))
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -554,6 +579,7 @@ def _row_json(row: ItemRow) -> dict[str, Any]:
     data["text"] = redact(data.get("text") or "")
     if data.get("title"):
         data["title"] = redact(data["title"])
+    _redact_label_notes(data)
     data.pop("raw", None)
     return data
 
@@ -701,7 +727,7 @@ def _label_text(value: str | tuple[str, ...] | None) -> str:
 
 
 def _label_line(label: Label) -> str:
-    note = f" ({escape(label.note)})" if label.note else ""
+    note = f" ({escape(_shown_note(label.note) or '')})" if label.note else ""
     return (
         f"{label.task} {escape(_label_text(label.value))} by {escape(label.actor)} at "
         f"{_iso(label.labelled_at)} UTC; model said {escape(_label_text(label.model_value))}"
@@ -874,7 +900,7 @@ def items_show(
     now = now_utc()
     with _store_ctx() as store:
         row = _lookup(store, ref)
-        events = store.item_events(row.id)
+        events = [{**e, "note": _shown_note(e.get("note"))} for e in store.item_events(row.id)]
     if as_json:
         data = _row_json(row)
         data["events"] = events

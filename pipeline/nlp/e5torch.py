@@ -59,6 +59,7 @@ __all__ = [
     "build_model",
     "default_model_path",
     "dequantize_q4",
+    "effective_dtype",
     "read_e5s1",
 ]
 
@@ -282,6 +283,14 @@ def bf16_native() -> bool:
         return False
 
 
+def effective_dtype(dtype: str) -> tuple[str, str | None]:
+    """The dtype that really runs for a requested one, and why it differs (None if it does
+    not): ``bf16`` runs as ``fp32`` on a CPU without native bfloat16, where it would be slow."""
+    if dtype == "bf16" and not bf16_native():
+        return "fp32", "this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 runs as fp32"
+    return dtype, None
+
+
 def build_model(file: E5File, *, dtype: str = "fp32", layers: Sequence[str] = QUANTIZE_SAFE) -> Any:
     """A ``BertModel`` with e5's weights; word embeddings are supplied per batch (see doc).
 
@@ -390,8 +399,7 @@ class E5TorchEncoder:
     ) -> None:
         import torch
 
-        if dtype == "bf16" and not bf16_native():
-            dtype = "fp32"
+        dtype = effective_dtype(dtype)[0]
         self._torch = torch
         self.dtype = dtype
         self.file = read_e5s1(path or default_model_path())

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.nlp.pii import redact as redact_note
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,3 +181,114 @@ def test_python_dash_m_is_the_same_cli():
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["version"]
+
+
+NOTE_EMAIL = "mei.tan@example.com"
+NOTE_PHONE = "+60 12-345 6789"
+NOTE = f"customer asked to call {NOTE_PHONE} or write to {NOTE_EMAIL}"
+
+
+def _assert_note_redacted(out: str) -> None:
+    assert NOTE_EMAIL not in out
+    assert NOTE_PHONE not in out
+    assert "[email]" in out and "[phone]" in out
+
+
+def test_label_and_event_notes_are_redacted_on_screen(demo, capsys):
+    """Staff notes may quote the customer's e-mail or phone: every command that shows them
+    redacts them like the item text (the store keeps the original)."""
+    _, out, _ = cli(capsys, "--config", str(demo), "items", "list", "--json", "-n", "1")
+    item_id = str(json.loads(out)[0]["id"])
+    base = ("--config", str(demo))
+    code, out, _ = cli(capsys, *base, "triage", "label", item_id, "--urgency", "low",
+                       "--note", NOTE, "--as", "mei")  # fmt: skip
+    assert code == 0
+    _assert_note_redacted(out)
+    code, out, _ = cli(capsys, *base, "triage", "label", item_id, "--sentiment", "neutral",
+                       "--note", NOTE, "--json")  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["labels"]["sentiment"]["note"] == redact_note(NOTE)
+    _assert_note_redacted(out)
+    code, _, _ = cli(capsys, *base, "triage", "ack", item_id, "--note", NOTE)
+    assert code == 0
+
+    code, out, _ = cli(capsys, *base, "items", "show", item_id)
+    assert code == 0
+    assert "corrected: urgency low" in out  # the label line is there, its note redacted
+    _assert_note_redacted(out)
+    code, out, _ = cli(capsys, *base, "items", "show", item_id, "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["labels"]["urgency"]["note"] == redact_note(NOTE)
+    notes = [e["note"] for e in shown["events"] if e["note"] and "customer" in e["note"]]
+    assert len(notes) >= 3  # urgency label, sentiment label, ack
+    assert set(notes) == {redact_note(NOTE)}
+    _assert_note_redacted(out)
+
+    # The store keeps the original; only `export --no-redact` gives it back.
+    code, out, _ = cli(capsys, *base, "export", "--format", "jsonl", "--no-redact")
+    assert code == 0 and NOTE_EMAIL in out
+
+
+def _runtime(capsys, tmp_path: Path, classifier: str) -> dict | None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"classifier: {{{classifier}}}\n", encoding="utf-8")
+    code, out, _ = cli(capsys, "--config", str(cfg), "config", "check", "--json")
+    assert code == 0
+    return json.loads(out)["classifier_runtime"]
+
+
+def test_config_check_shows_the_e5_runtime_this_cpu_runs(tmp_path, capsys):
+    from pipeline.nlp.e5torch import bf16_native
+
+    runtime = _runtime(capsys, tmp_path, "kind: model")
+    assert runtime is not None
+    assert runtime["requested"] == "bf16"
+    assert runtime["effective"] == ("bf16" if bf16_native() else "fp32")
+    assert (runtime["reason"] is None) == bf16_native()
+    assert _runtime(capsys, tmp_path, "kind: model, e5_runtime: int8") == {
+        "requested": "int8",
+        "effective": "int8",
+        "reason": None,
+    }
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_config_check_e5_runtime_on_either_cpu(native, tmp_path, capsys, monkeypatch):
+    from pipeline.nlp import e5torch
+
+    monkeypatch.setattr(e5torch, "bf16_native", lambda: native)
+    runtime = _runtime(capsys, tmp_path, "kind: model")
+    assert runtime is not None
+    if native:
+        assert runtime == {"requested": "bf16", "effective": "bf16", "reason": None}
+    else:
+        assert (runtime["requested"], runtime["effective"]) == ("bf16", "fp32")
+        assert "no native bfloat16" in runtime["reason"]
+    code, out, _ = cli(capsys, "--config", str(tmp_path / "c.yaml"), "config", "check")
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("e5 runtime:"))
+    if native:
+        assert line == "e5 runtime: bf16"
+    else:
+        assert line.startswith("e5 runtime: fp32 (requested bf16; this CPU has no native")
+
+
+def test_config_check_for_the_lexicon_does_not_load_torch(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("classifier: {kind: lexicon}\n", encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "from pipeline.cli import main\n"
+        "try:\n"
+        f"    main(['--config', {str(cfg)!r}, 'config', 'check', '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["classifier_runtime"] is None
+    assert done.stderr.strip() == "False"
