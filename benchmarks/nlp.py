@@ -16,7 +16,8 @@ Measured, in this order, in one process:
 
 1. **default**: ``careradar``'s default classifier (``classifier.kind`` default, built from the
    registry) through the runner's own batching (the whole set sorted by length, chunks of
-   64, the default ``classifier.batch_size``): language detection, encoders, heads,
+   16 x 64 (``classifier.batch_size``), the encoder's own batches of 64 grouped by token
+   count): language detection, encoders, heads,
    topics and entities included;
 2. **naive**: transformers ``pipeline("feature-extraction")`` over all-MiniLM-L6-v2, one text
    per call, fp32, no truncation beyond the model's own - what a first attempt looks like.
@@ -194,7 +195,7 @@ def run(
     build_s = time.perf_counter() - t0
     progress(f"default classifier: {classifier.version}, {n} texts")
     # Exactly the runner's path: the whole batch sorted by length, then chunks of
-    # classifier.batch_size (Runner._classify).
+    # 16 x classifier.batch_size (Runner._classify).
     runner = Runner(cfg, None, classifier=classifier)
     t0 = time.perf_counter()
     runner._classify(items)
@@ -202,7 +203,7 @@ def run(
     rows.append(
         {
             "what": f"default classifier `{cfg.classifier.kind}` ({classifier.version}), "
-            "the runner's length-sorted batches of 64, everything included",
+            "through the runner's length-sorted chunks, everything included",
             "texts": n,
             "seconds": round(default_s, 1),
             "docs_per_s": _rate(n, default_s),

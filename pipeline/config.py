@@ -349,7 +349,13 @@ class ClassifierConfig(_Model):
     kind: str = Field(default="model", description="registered classifier name")
     taxonomy: str | None = Field(default=None, description="topic taxonomy YAML; bundled default")
     products: list[str] = Field(default_factory=list, description="product names to tag")
-    batch_size: int = Field(default=64, ge=1, le=4_096)
+    batch_size: int = Field(
+        default=64,
+        ge=1,
+        le=4_096,
+        description="texts per encoder forward pass, grouped by token count (the runner hands "
+        "the classifier 16 batches' worth at a time)",
+    )
     encoder: str = Field(
         default="auto",
         description="model classifier: 'auto' (route by language as trained), e5-small, minilm, "

@@ -42,4 +42,5 @@ def model(cfg: AppConfig) -> Classifier:
         quantize=c.quantize,
         e5_runtime=c.e5_runtime,
         sequence_model=local(c.sequence_model),
+        batch_size=c.batch_size,
     )

@@ -261,7 +261,9 @@ class ModelClassifier:
         e5_runtime: str = "bf16",
         sequence_model: str | None = None,
         topic_threshold: float | None = None,
+        batch_size: int = 64,
     ) -> None:
+        self.batch_size = batch_size
         self.models_dir = models_dir or default_models_dir()
         self.manifest = load_manifest(self.models_dir)
         self.taxonomy: tuple[Topic, ...] = tuple(load_taxonomy() if taxonomy is None else taxonomy)
@@ -354,7 +356,9 @@ class ModelClassifier:
             groups.setdefault(self._route(language), []).append(i)
         out: dict[str, Any] = {}
         for name, idx in groups.items():
-            vectors, features = encode_with_features(self._encoders[name], [texts[i] for i in idx])
+            vectors, features = encode_with_features(
+                self._encoders[name], [texts[i] for i in idx], batch_size=self.batch_size
+            )
             out[name] = (idx, vectors, features)
         return out
 

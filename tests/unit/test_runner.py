@@ -243,13 +243,18 @@ def test_items_keep_utc(store, tmp_path, item_factory):
 
 
 def test_classification_is_chunked_by_length_and_keeps_input_order(store, tmp_path):
+    from pipeline.runner import CLASSIFY_CHUNK_BATCHES
+
+    # batch_size 1: each classifier call gets CLASSIFY_CHUNK_BATCHES items (the encoder forms
+    # its own batches by token count inside a call), the last call the rest.
+    count = 2 * CLASSIFY_CHUNK_BATCHES + 3
     texts = [
-        "ok " * n + ("refund never came" if n % 2 else "love it, thanks")
-        for n in (40, 1, 25, 3, 60, 2, 10)
+        "ok " * ((n * 37) % 61) + ("refund never came" if n % 2 else "love it, thanks")
+        for n in range(count)
     ]
     write_jsonl(tmp_path / "s.jsonl", [post(i, t) for i, t in enumerate(texts)])
     cfg = make_cfg(tmp_path, store)
-    cfg = cfg.model_copy(update={"classifier": cfg.classifier.model_copy(update={"batch_size": 3})})
+    cfg = cfg.model_copy(update={"classifier": cfg.classifier.model_copy(update={"batch_size": 1})})
 
     class Recording(CountingClassifier):
         def __init__(self):
@@ -262,7 +267,7 @@ def test_classification_is_chunked_by_length_and_keeps_input_order(store, tmp_pa
 
     clf = Recording()
     r = runner_for(cfg, store, clf).run_once("s", dry_run=True)
-    assert [len(c) for c in clf.calls] == [3, 3, 1]
+    assert [len(c) for c in clf.calls] == [CLASSIFY_CHUNK_BATCHES, CLASSIFY_CHUNK_BATCHES, 3]
     lengths = [n for call in clf.calls for n in call]
     assert lengths == sorted(lengths)
     single = LexiconClassifier()
