@@ -10,7 +10,9 @@ two matches overlap:
 - ``national_id``: a Malaysian MyKad number ``YYMMDD-PB-###G`` whose first six digits are a
   real date (``900101-14-5678``; without dashes only right after "IC", "NRIC", "MyKad", "no. KP"
   ...), a Singapore NRIC/FIN (``S1234567D``) whose check letter is right, and a 16-digit
-  Indonesian NIK right after "NIK" or "KTP";
+  Indonesian NIK right after "NIK" or "KTP", a Spanish DNI/NIE (``12345678Z``, ``X1234567L``)
+  and an 18-character Chinese resident ID (``11010519491231002X``) whose check letter or digit
+  is right (the Chinese one also needs a real birth date);
 - ``bank_account``: 8-20 digits (in groups separated by one space or dash) only right after
   words that introduce an account: "account", "acc no", "a/c", "akaun", "rekening", "no rek",
   "cuenta", "银行账号" ... A bare long number is not called a bank account: too many order and
@@ -20,7 +22,12 @@ two matches overlap:
   spaces, dashes or dots, 8-15 digits in all. Not a phone: dates (``2026-11-23``, ``23.11.2026``),
   year ranges, amounts next to a currency (``RM 12345678``, ``15.000.000 rupiah``), numbers glued
   to letters (``MY123456789SG``, ``#A12345``, the tail of ``PP-MY-1234567890``), and numbers
-  right after "order", "invoice", "tracking", "ticket", "resi" ... (``order 123-4567890``).
+  right after "order", "invoice", "tracking", "ticket", "resi", "订单号" ...
+  (``order 123-4567890``).
+
+"Glued to letters" means letters of scripts that put spaces between words. Chinese, Japanese
+and Thai do not, so ``我的手机13812345678，请回电`` still holds a phone number and
+``邮箱abc@example.com`` an address.
 """
 
 from __future__ import annotations
@@ -32,21 +39,41 @@ __all__ = ["EMAIL_RE", "PII_KINDS", "find_pii", "redact"]
 
 PII_KINDS: Final = ("card", "iban", "national_id", "bank_account", "email", "phone")
 
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3100-\u312f"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+)
+"""Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, bopomofo,
+Han): a number or address right next to them is not glued to a word."""
+_AFTER_UNSPACED = f"(?<=[{_UNSPACED}])"
+_BEFORE_UNSPACED = f"(?=[{_UNSPACED}])"
+
+
+def _starts(excluded: str) -> str:
+    """Lookbehind: not after ``excluded`` (a character class body), unless after one of the
+    :data:`_UNSPACED` scripts (themselves word characters)."""
+    return f"(?:(?<![{excluded}])|{_AFTER_UNSPACED})"
+
+
+def _ends(excluded: str) -> str:
+    """Lookahead counterpart of :func:`_starts`."""
+    return f"(?:(?![{excluded}])|{_BEFORE_UNSPACED})"
+
+
 EMAIL_RE: Final = re.compile(
-    r"(?<![\w.+%@-])[A-Za-z0-9][A-Za-z0-9._%+-]*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
+    _starts(r"\w.+%@-") + r"[A-Za-z0-9][A-Za-z0-9._%+-]*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}" + _ends(r"\w")
 )
 """An e-mail address (also used by the entity extractor). ``@user@instance.example`` is a
 public fediverse handle, not an address: the leading ``@`` rules it out."""
 
-_CARD_RE: Final = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
-_IBAN_RE: Final = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_CARD_RE: Final = re.compile(_starts(r"\w+-") + r"\d(?:[ -]?\d){12,18}" + _ends(r"\w-"))
+_IBAN_RE: Final = re.compile(_starts(r"\w") + r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}" + _ends(r"\w"))
 _PHONE_RE: Final = re.compile(
-    r"(?<![\w#+@$€£¥])"
-    r"(?:\+\d{1,3}[ .-]?)?"  # country code
+    _starts(r"\w#+@$€£¥") + r"(?:\+\d{1,3}[ .-]?)?"  # country code
     r"(?:\(\d{1,4}\)[ .-]?)?"  # (area code)
     r"\d+(?:[ .-]\d+)*"  # digit groups, one separator between groups
-    r"(?![\w@])"
+     + _ends(r"\w@")
 )
 
 _DATE_RE: Final = re.compile(
@@ -68,21 +95,30 @@ _CURRENCY_AFTER: Final = re.compile(
 _REFERENCE_BEFORE: Final = re.compile(
     r"\b(?:order|invoice|tracking|track|ticket|case|ref|reference|receipt|awb|parcel|"
     r"shipment|consignment|account|acct|member|membership|pesanan|pedido|resi)"
-    r"\s*(?:no\.?|number|num|nr\.?|id|#)?\s*[:#]?\s*$",
+    r"\s*(?:no\.?|number|num|nr\.?|id|#)?\s*[:：#]?\s*$"
+    r"|(?:订单|单号|运单|快递单|物流单|发票|工单|编号|注文番号|伝票番号)号?\s*[:：#]?\s*$",
     re.IGNORECASE,
 )
 _DIGIT_BEFORE: Final = re.compile(r"\d[.,/:-]?$")
 _LETTERS_BEFORE: Final = re.compile(r"[A-Za-z][-_/]$")
 """``PP-MY-1234567890``, ``AWB/12345678``: the digits are the tail of an identifier."""
 
-_MYKAD_RE: Final = re.compile(r"(?<![\w-])(\d{2})(\d{2})(\d{2})-(\d{2})-(\d{4})(?![\w-])")
+_MYKAD_RE: Final = re.compile(
+    _starts(r"\w-") + r"(\d{2})(\d{2})(\d{2})-(\d{2})-(\d{4})" + _ends(r"\w-")
+)
 _ID_WORD = r"(?:ic|i/c|nric|mykad|kad\s+pengenalan|k/?p|no\.?\s*k/?p)"
 _MYKAD_BARE_RE: Final = re.compile(
     r"\b" + _ID_WORD + r"\s*(?:no\.?|number|num)?\s*[:#]?\s*"
     r"(?P<id>(\d{2})(\d{2})(\d{2})(\d{2})(\d{4}))(?!\w)",
     re.IGNORECASE,
 )
-_NRIC_RE: Final = re.compile(r"\b[STFG]\d{7}[A-Z]\b")
+_NRIC_RE: Final = re.compile(_starts(r"\w") + r"[STFG]\d{7}[A-Z]" + _ends(r"\w"))
+_DNI_RE: Final = re.compile(
+    _starts(r"\w-")
+    + r"(?:(?P<nie>[XYZ])-?(?P<n7>\d{7})|(?P<n8>\d{8}))-?(?P<letter>[A-Z])"
+    + _ends(r"\w-")
+)
+_CN_ID_RE: Final = re.compile(_starts(r"\w-") + r"\d{17}[\dXx]" + _ends(r"\w-"))
 _NIK_RE: Final = re.compile(
     r"\b(?:nik|ktp|no\.?\s*ktp)\s*(?:no\.?)?\s*[:#]?\s*(?P<id>\d{16})(?!\w)", re.IGNORECASE
 )
@@ -93,7 +129,7 @@ _BANK_ACCOUNT_RE: Final = re.compile(
     r"|银行账号|银行卡号|银行账户|账号|账户)"
     r"(?:\s+(?:is|adalah|ialah|ni|nya|es))?\s*[:#]?\s*"
     r"(?:[A-Za-z]{2,12}\s*[:-]?\s*)?"  # a bank's name in between: "rekening BCA 123..."
-    r"(?P<number>\d(?:[ -]?\d){7,19})(?![\w-])",
+    r"(?P<number>\d(?:[ -]?\d){7,19})" + _ends(r"\w-"),
     re.IGNORECASE,
 )
 
@@ -136,6 +172,23 @@ def _nric_ok(value: str) -> bool:
     return value[8] == letters[total % 11]
 
 
+def _dni_ok(m: re.Match[str]) -> bool:
+    """Spanish DNI (8 digits) or NIE (X/Y/Z + 7 digits): the letter is the number mod 23."""
+    number = m.group("n8") or str("XYZ".index(m.group("nie"))) + m.group("n7")
+    return m.group("letter") == "TRWAGMYFPDXBNJZSQVHLCKE"[int(number) % 23]
+
+
+def _cn_id_ok(value: str) -> bool:
+    """Chinese resident ID: a real birth date YYYYMMDD at 7-14 and the ISO 7064 MOD 11-2
+    check character last."""
+    year, month, day = int(value[6:10]), int(value[10:12]), int(value[12:14])
+    if not (1900 <= year <= 2100 and _real_date("00", f"{month:02d}", f"{day:02d}")):
+        return False
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(value[:17], weights, strict=True))
+    return value[17].upper() == "10X98765432"[total % 11]
+
+
 def _national_ids(text: str) -> list[tuple[str, int, int]]:
     found = []
     for m in _MYKAD_RE.finditer(text):
@@ -149,6 +202,12 @@ def _national_ids(text: str) -> list[tuple[str, int, int]]:
             found.append(("national_id", m.start(), m.end()))
     for m in _NIK_RE.finditer(text):
         found.append(("national_id", m.start("id"), m.end("id")))
+    for m in _DNI_RE.finditer(text):
+        if _dni_ok(m):
+            found.append(("national_id", m.start(), m.end()))
+    for m in _CN_ID_RE.finditer(text):
+        if _cn_id_ok(m.group()):
+            found.append(("national_id", m.start(), m.end()))
     return found
 
 

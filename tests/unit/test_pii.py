@@ -163,3 +163,37 @@ def test_text_without_a_digit_or_at_sign_skips_every_finder(
     assert find_pii("mail jane@example.org") == [("email", 5, 21)]
     assert find_pii("call ０１２-３４５ ６７８９") == [("phone", 5, 17)]
     assert len(calls) == 12
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        # Chinese, Japanese and Thai put no space between a word and a number or address
+        ("我的手机13812345678，请回电", "我的手机[phone]，请回电"),
+        ("邮箱abc@example.com请回复", "邮箱[email]请回复"),
+        ("カード番号4111111111111111です", "カード番号[card]です"),
+        ("โทร0812345678ค่ะ", "โทร[phone]ค่ะ"),
+        ("身份证S1234567D", "身份证[national_id]"),
+        # national ids with their check letter or digit
+        ("mi DNI es 12345678Z", "mi DNI es [national_id]"),
+        ("NIE X1234567L, gracias", "NIE [national_id], gracias"),
+        ("身份证号11010519491231002X", "身份证号[national_id]"),
+    ],
+)
+def test_redacts_next_to_unspaced_scripts_and_more_ids(text: str, expect: str) -> None:
+    assert redact(text) == expect
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单号123456789012还没到",  # an order number, as after "order"
+        "运单13812345678",
+        "DNI 12345678A",  # wrong check letter
+        "身份证号110105194912310021",  # wrong check digit
+        "MY123456789SG",  # still glued to Latin letters
+        "ref X1234567Q",  # NIE shape, wrong letter
+    ],
+)
+def test_keeps_reference_numbers_and_bad_check_digits(text: str) -> None:
+    assert find_pii(text) == []
