@@ -396,8 +396,27 @@ def _silver(
     return out
 
 
-def _complaint(data: Path, rng: random.Random) -> list[Example]:
-    return _silver(
+COMPLAINT_SMSA_SAMPLE: Final = 2_000
+SEED_WEIGHTS: Final[dict[str, float]] = {"complaint": 5.0}
+"""Task -> weight of each hand-written seed training row (``seed/<task>_seed.csv``)."""
+
+
+def _complaint(data: Path, rng: random.Random, seed_file: Path | None) -> list[Example]:
+    """Silver labels (:func:`_silver`) plus two things they lack, both measured 2026-11-24.
+
+    Every long text in the silver data is a CFPB complaint, so length and a letter's register
+    read as "complaint": a thank-you e-mail naming a helpful agent scored 0.94. So IndoNLU SmSA
+    reviews join as silver labels (negative = complaint, positive = not; neutral left out,
+    :data:`COMPLAINT_SMSA_SAMPLE` of the train split, 20% held out), and the hand-written
+    ``seed/complaint_seed.csv`` (thank-you notes, questions, requests and complaints as e-mails
+    and posts in five languages) counts :data:`SEED_WEIGHTS` times. Through the classifier that
+    e-mail went from 0.94 to 0.54 (so still, narrowly, a complaint) and its sentiment from
+    neutral to positive; on the silver test rows kept from before, Banking77 0.917 -> 0.922 and
+    Amazon 0.873 -> 0.887 macro-F1. The weight was chosen by looking at the demo data's two
+    thank-you e-mails, not on an independent set; the team's own labels (``triage label``,
+    ``train --from-store``) are what will settle it.
+    """
+    out = _silver(
         data,
         rng,
         lambda i: "yes" if i in BANKING_COMPLAINT else ("no" if i in BANKING_INFO else None),
@@ -405,6 +424,25 @@ def _complaint(data: Path, rng: random.Random) -> list[Example]:
         praised="no",
         panned="yes",
     )
+    reviews = [
+        r
+        for r in _read_csv(data / "indonlu_smsa" / "train.csv")
+        if r["label"] in ("negative", "positive")
+    ]
+    picked = _sample(reviews, COMPLAINT_SMSA_SAMPLE, rng)
+    out += _split(
+        [
+            Example(
+                _head_text(r["text"]), "yes" if r["label"] == "negative" else "no", "id", "smsa", ""
+            )
+            for r in picked
+        ],
+        rng,
+    )
+    if seed_file is not None and seed_file.is_file():
+        seed = load_labelled_file(seed_file, task="complaint", source="seed")
+        out += _split(seed, rng, test_share=0.25)
+    return out
 
 
 def _sample_examples(rows: list[Example], n: int, rng: random.Random) -> list[Example]:
@@ -434,7 +472,7 @@ def builtin_examples(
     if task == "sentiment":
         return _sentiment(data, rng)
     if task == "complaint":
-        return _complaint(data, rng)
+        return _complaint(data, rng, seed_dir / "complaint_seed.csv" if seed_dir else None)
     if task == "urgency":
         return _urgency(data, rng, seed_dir / "urgency_seed.csv" if seed_dir else None)
     raise ConfigError(f"unknown task {task!r}; valid values are: {', '.join(TASKS)}")
@@ -898,7 +936,13 @@ def run_training(
             test_idx = np.array([i for i, e in enumerate(rows) if e.split == "test"])
             in_domain = np.array([rows[i].source == STORE_SOURCE for i in train_idx])
             weight = store_weight(int(in_domain.sum()), int((~in_domain).sum()))
-            row_weight = np.where(in_domain, weight, 1.0) if weight != 1.0 else None
+            seeded = np.array([rows[i].source == "seed" for i in train_idx])
+            seed_weight = SEED_WEIGHTS.get(task, 1.0)
+            row_weight = (
+                np.where(in_domain, weight, np.where(seeded, seed_weight, 1.0))
+                if weight != 1.0 or (seed_weight != 1.0 and seeded.any())
+                else None
+            )
             headed = LANGUAGE_HEADS.get(task, {}) if encoder.languages is None else {}
             head, calibration = fit_head(
                 task,
@@ -1148,7 +1192,10 @@ def write_model_card(
             "unrecognised payments and account termination = high urgency; how-to questions =",
             "no complaint, low urgency; ambiguous intents dropped); VADER tweets/Amazon with",
             "rating >= 1 = no complaint, low urgency; Amazon <= -1 = complaint, normal urgency;",
-            "plus 70 hand-written multilingual urgency examples (`seed/urgency_seed.csv`).",
+            "IndoNLU SmSA reviews for complaint only (negative = complaint, positive = not);",
+            "plus hand-written multilingual examples: 70 for urgency (`seed/urgency_seed.csv`),",
+            "56 for complaint (`seed/complaint_seed.csv`: thank-you notes, questions and",
+            "complaints as e-mails and posts; each counts 5 times).",
             "Scores on silver labels measure agreement with these rules of thumb, on banking",
             "and credit texts mostly, not accuracy on real social posts.",
             "",

@@ -350,3 +350,12 @@ def test_retraining_the_other_heads_keeps_the_cards_topic_section(tmp_path: Path
     card = (tmp_path / "MODEL_CARD.md").read_text("utf-8")
     assert "old text" not in card and "## Held-out scores" in card
     assert card.rstrip().endswith(section)
+
+
+def test_complaint_seed_file_loads_with_both_labels_in_five_languages() -> None:
+    rows = load_labelled_file(
+        default_models_dir() / "seed" / "complaint_seed.csv", task="complaint"
+    )
+    assert len(rows) >= 50
+    for language in ("en", "ms", "id", "zh", "es"):
+        assert {r.label for r in rows if r.language == language} == {"yes", "no"}, language
