@@ -203,15 +203,21 @@ def version(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def _classifier_runtime(cfg: AppConfig) -> dict[str, str | None] | None:
     """The model classifier's e5 runtime: ``requested`` (``classifier.e5_runtime``), the
     ``effective`` one (``E5TorchEncoder`` runs bf16 as fp32 on a CPU without native bfloat16)
-    and why they differ (``reason``, None when they do not). None for other classifier kinds,
-    without importing torch (the probe does)."""
-    if cfg.classifier.kind != "model":
+    and why they differ (``reason``, None when they do not). None for other classifier kinds
+    (without importing torch; the probe does) and when no language is routed to e5 (e.g.
+    ``classifier.encoder: minilm``), where the setting has no effect."""
+    c = cfg.classifier
+    if c.kind != "model":
         return None
     from pipeline.nlp.e5torch import effective_dtype
+    from pipeline.nlp.model import E5_RUNTIMES, default_models_dir, load_manifest, resolve_routes
 
-    requested = cfg.classifier.e5_runtime
-    effective, reason = effective_dtype(requested)
-    return {"requested": requested, "effective": effective, "reason": reason}
+    models_dir = cfg.resolve_path(c.models_dir) if c.models_dir else default_models_dir()
+    routes = resolve_routes(load_manifest(models_dir).routes, c.encoder, c.quantize, c.e5_runtime)
+    if E5_RUNTIMES[c.e5_runtime] not in routes.values():
+        return None
+    effective, reason = effective_dtype(c.e5_runtime)
+    return {"requested": c.e5_runtime, "effective": effective, "reason": reason}
 
 
 @config_app.command("check")

@@ -251,6 +251,8 @@ def test_config_check_shows_the_e5_runtime_this_cpu_runs(tmp_path, capsys):
         "effective": "int8",
         "reason": None,
     }
+    # nothing routed to e5: the setting has no effect, so no runtime is shown
+    assert _runtime(capsys, tmp_path, "kind: model, encoder: minilm") is None
 
 
 @pytest.mark.parametrize("native", [True, False])
