@@ -215,6 +215,8 @@ LICENCES: Final[dict[str, str]] = {
 
 STORE_SOURCE: Final = "store"
 """``Example.source`` of the labels read from the store."""
+SEED_SOURCE: Final = "seed"
+"""``Example.source`` of the hand-written rows in ``pipeline/models/seed/``."""
 STORE_SHARE: Final = 1 / 3
 """The share of the training weight the store's labels aim to carry together (see the module
 doc), by weighting each store row within 1..:data:`STORE_WEIGHT_MAX`."""
@@ -439,10 +441,16 @@ def _complaint(data: Path, rng: random.Random, seed_file: Path | None) -> list[E
         ],
         rng,
     )
-    if seed_file is not None and seed_file.is_file():
-        seed = load_labelled_file(seed_file, task="complaint", source="seed")
-        out += _split(seed, rng, test_share=0.25)
-    return out
+    return out + _seed_rows(seed_file, "complaint", rng)
+
+
+def _seed_rows(seed_file: Path | None, task: str, rng: random.Random) -> list[Example]:
+    """The hand-written ``seed/<task>_seed.csv`` rows (if the file is there), split 75/25."""
+    if seed_file is None or not seed_file.is_file():
+        return []
+    return _split(
+        load_labelled_file(seed_file, task=task, source=SEED_SOURCE), rng, test_share=0.25
+    )
 
 
 def _sample_examples(rows: list[Example], n: int, rng: random.Random) -> list[Example]:
@@ -458,10 +466,7 @@ def _urgency(data: Path, rng: random.Random, seed_file: Path | None) -> list[Exa
         return "low" if intent in BANKING_INFO else None
 
     out = _silver(data, rng, banking, cfpb="normal", praised="low", panned="normal")
-    if seed_file is not None and seed_file.is_file():
-        seed = load_labelled_file(seed_file, task="urgency", source="seed")
-        out += _split(seed, rng, test_share=0.25)
-    return out
+    return out + _seed_rows(seed_file, "urgency", rng)
 
 
 def builtin_examples(
@@ -936,13 +941,11 @@ def run_training(
             test_idx = np.array([i for i, e in enumerate(rows) if e.split == "test"])
             in_domain = np.array([rows[i].source == STORE_SOURCE for i in train_idx])
             weight = store_weight(int(in_domain.sum()), int((~in_domain).sum()))
-            seeded = np.array([rows[i].source == "seed" for i in train_idx])
-            seed_weight = SEED_WEIGHTS.get(task, 1.0)
-            row_weight = (
-                np.where(in_domain, weight, np.where(seeded, seed_weight, 1.0))
-                if weight != 1.0 or (seed_weight != 1.0 and seeded.any())
-                else None
+            seeded = np.array([rows[i].source == SEED_SOURCE for i in train_idx])
+            weights = np.where(
+                in_domain, weight, np.where(seeded, SEED_WEIGHTS.get(task, 1.0), 1.0)
             )
+            row_weight = None if np.all(weights == 1.0) else weights
             headed = LANGUAGE_HEADS.get(task, {}) if encoder.languages is None else {}
             head, calibration = fit_head(
                 task,
