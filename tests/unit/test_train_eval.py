@@ -17,6 +17,7 @@ from pipeline.nlp.model import default_models_dir
 from pipeline.nlp.taxonomy import load_taxonomy
 from pipeline.nlp.topics import TopicScorer
 from pipeline.nlp.train import (
+    language_balance,
     load_labelled_file,
     load_topic_file,
     multilabel_metrics,
@@ -359,3 +360,41 @@ def test_complaint_seed_file_loads_with_both_labels_in_five_languages() -> None:
     assert len(rows) >= 50
     for language in ("en", "ms", "id", "zh", "es"):
         assert {r.label for r in rows if r.language == language} == {"yes", "no"}, language
+
+
+def test_sentiment_seed_file_has_every_label_in_five_languages() -> None:
+    rows = load_labelled_file(
+        default_models_dir() / "seed" / "sentiment_seed.csv", task="sentiment"
+    )
+    evaluation = load_labelled_file(
+        default_models_dir() / "seed" / "sentiment_eval.csv", task="sentiment"
+    )
+    for language in ("en", "ms", "id", "zh", "es"):
+        labels = {r.label for r in rows if r.language == language}
+        assert labels == {"negative", "neutral", "positive"}, language
+    # The hand-written check set stays a check: no text of it is trained on.
+    assert not {r.text for r in rows} & {r.text for r in evaluation}
+
+
+def test_urgency_seeds_do_not_make_high_the_mark_of_a_language() -> None:
+    rows = load_labelled_file(default_models_dir() / "seed" / "urgency_seed.csv", task="urgency")
+    for language in ("ms", "id", "zh", "es"):
+        labels = [r.label for r in rows if r.language == language]
+        calm = sum(label != "high" for label in labels)
+        assert calm > labels.count("high") >= 4, language
+
+
+def test_language_balance_gives_every_language_the_overall_class_mix() -> None:
+    labels = ["low"] * 80 + ["high"] * 20 + ["low"] * 5 + ["high"] * 5
+    languages = ["en"] * 100 + ["zh"] * 10
+    weights = language_balance(labels, languages)
+    for language in ("en", "zh"):
+        picked = [i for i, lang in enumerate(languages) if lang == language]
+        total = sum(weights[i] for i in picked)
+        high = sum(weights[i] for i in picked if labels[i] == "high")
+        assert total == pytest.approx(len(picked))
+        assert high / total == pytest.approx(25 / 110)
+    # Rows outside the mask (the team's own labels) keep weight 1 and do not count.
+    mask = np.array([True] * 100 + [False] * 10)
+    masked = language_balance(labels, languages, mask)
+    assert np.all(masked[100:] == 1.0) and np.allclose(masked[:100], 1.0)
