@@ -81,32 +81,253 @@ _ENTITY_LABELS: Final = ("ORDER_ID", "TICKET", "MONEY", "EMAIL", "PRODUCT")
 
 # --- urgency cues ---------------------------------------------------------------------------
 #
-# Each pattern is ``\b(?:word alternatives)`` followed by the alternatives that need no word
-# boundary (Chinese). Written as one alternation of ``\b...`` branches it would mean the same,
-# but Python's regex engine then tries every branch at every position of the text; with the
-# ``\b`` in front it tries them only where a word starts (measured 4-8x faster per pattern).
+# Each cue is ``_cue(words, cjk)``: word alternatives that start at a word boundary (``\b``),
+# then the Chinese ones, which need none. One line (or a few) per language: English (en),
+# Malay/Indonesian (ms/id, with the informal spellings people type: "udah", "dah", "gak", "x"
+# for "tak"), Spanish (es), Portuguese (pt), French (fr), German (de), Chinese (zh, simplified
+# and traditional where they differ). The text is case-folded first (German "ß" becomes "ss",
+# so no "ß" in here); accents are optional where people drop them ("electrica", "resilier").
+# Every cue can page a person, so a word that is common in harmless text only counts with what
+# makes it a threat: "redes sociales" with a spreading verb, "Gericht" (also a dish) only as
+# "vor Gericht", "avocat" (also an avocado) only as "mon avocat", "pengacara" (the news is full
+# of lawyers) only as "pengacara saya".
+#
+# Speed: Python's regex engine has no tries. It tries every alternative at every position it
+# starts from, skipping one cheaply only when it starts with a plain character (an escape, a
+# look-behind or an optional group costs a full attempt). ``_cue`` therefore puts one ``\b``
+# in front of all word alternatives (so they run only where a word starts: 4-8x faster than a
+# ``\b`` per branch) and groups them by their first characters (``k(?:apok|(?:ü|ue)ndig..``,
+# three levels deep). Chinese has no word boundaries: the Chinese alternatives are tried at
+# each position of a run of word characters that has a Chinese character ("我的iphone起火了"),
+# reached from the run's start; trying them at every position of every text cost 2 us a text.
+# Keep alternatives starting with a plain character or a group/class of them; put
+# look-behinds after the first word (``llamo(?<!me\sllamo)``).
 
-_LEGAL: Final = (
-    r"\b(?:(?:lawyers?|attorneys?|solicitors?|lawsuit|legal\s+action|legal\s+advice"
+_QUANTIFIERS: Final = "?*+{"
+
+
+def _end(pattern: str, i: int) -> int:
+    """The index just past the group ``(...)`` or class ``[...]`` that opens at ``i``."""
+    if pattern[i] == "[":
+        j = i + 1
+        if pattern[j] == "^":
+            j += 1
+        if pattern[j] == "]":
+            j += 1
+        while pattern[j] != "]":
+            j += 2 if pattern[j] == "\\" else 1
+        return j + 1
+    depth, j = 0, i
+    while True:
+        c = pattern[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _end(pattern, j)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """The top-level alternatives of ``pattern``."""
+    out: list[str] = []
+    start = i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+        elif c in "[(":
+            i = _end(pattern, i)
+        elif c == "|":
+            out.append(pattern[start:i])
+            start = i = i + 1
+        else:
+            i += 1
+    out.append(pattern[start:])
+    return out
+
+
+def _heads(alternative: str) -> list[tuple[str, str]] | None:
+    """(first character, rest) pairs that together match what ``alternative`` matches; None if
+    it starts with anything but a plain character, a simple class or a group of those."""
+    if not alternative:
+        return None
+    end = _end(alternative, 0) if alternative[0] in "[(" else 1
+    if end < len(alternative) and alternative[end] in _QUANTIFIERS:
+        return None
+    rest = alternative[end:]
+    if alternative[0] == "[":
+        body = alternative[1 : end - 1]
+        if body.startswith("^") or "\\" in body:
+            return None
+        chars: list[str] = []
+        i = 0
+        while i < len(body):
+            if i + 2 < len(body) and body[i + 1] == "-":  # a range: "3-9"
+                chars += [chr(x) for x in range(ord(body[i]), ord(body[i + 2]) + 1)]
+                i += 3
+            else:
+                chars.append(body[i])
+                i += 1
+        return [(c, rest) for c in dict.fromkeys(chars)]
+    if alternative.startswith("(?:"):
+        grouped: dict[str, list[str]] = {}
+        for inner in _alternatives(alternative[3 : end - 1]):
+            heads = _heads(inner)
+            if heads is None:
+                return None
+            for head, inner_rest in heads:
+                grouped.setdefault(head, []).append(inner_rest)
+        return [
+            (head, f"(?:{'|'.join(rests)}){rest}" if len(rests) > 1 else rests[0] + rest)
+            for head, rests in grouped.items()
+        ]
+    if alternative[0] in "\\().^$":
+        return None
+    return [(alternative[0], rest)]
+
+
+def _by_first_char(pattern: str, depth: int = 3) -> str:
+    """``pattern``'s alternatives grouped by their first characters, ``depth`` levels deep."""
+    groups: dict[str, list[str]] = {}
+    others: list[str] = []
+    for alternative in _alternatives(pattern):
+        heads = _heads(alternative)
+        if heads is None:
+            others.append(alternative)
+        else:
+            for head, rest in heads:
+                groups.setdefault(head, []).append(rest)
+    parts = []
+    for head, rests in groups.items():
+        if len(rests) == 1:
+            parts.append(re.escape(head) + rests[0])
+        else:
+            inner = "|".join(rests)
+            if depth > 1:
+                inner = _by_first_char(inner, depth - 1)
+            parts.append(f"{re.escape(head)}(?:{inner})")
+    return "|".join(parts + others)
+
+
+def _cue(words: str, cjk: str) -> str:
+    """``\\b(?:words)``, or ``cjk`` in a run of word characters with a CJK character in it
+    (after any ASCII letters and digits), rewritten to run fast (see above). A Chinese match
+    starts where its run starts ("我要找律师", not "律师"): only whether it matches is used."""
+    return (
+        rf"\b(?:{_by_first_char(words)}"
+        rf"|(?=[a-z0-9_]*+[\u3400-\u9fff])\w*?(?:{_by_first_char(cjk)}))"
+    )
+
+
+_LEGAL: Final = _cue(
+    # en
+    r"(?:lawyers?|attorneys?|solicitors?|lawsuit|legal\s+action|legal\s+advice"
     r"|small\s+claims|consumer\s+tribunal|tribunal|chargeback|charge\s+back|class\s+action)\b"
     r"|su(?:ing|ed)\b|sue\b(?=\s*(?:[.!?,]|$|you|them|your|the|this|for|over|if|unless))"
     r"|(?:to|in)\s+court\b|court\s+(?:case|action|order)\b"
-    r"|(?:peguam|mahkamah|saman|tuntutan\s+mahkamah|abogad[oa]|demandar\w*|demanda)\b)"
-    r"|律师|起诉|法院|消协|(?<!\d)12315(?!\d)"
+    # ms/id
+    r"|(?:peguam|mahkamah|saman|tuntutan\s+mahkamah|tindakan\s+undang-undang|somasi\s+(?:kepada|ke)"
+    r"|(?:laporan|report|repot)\s+polis"
+    r"|(?:ke|lewat|melalui|menempuh|tempuh)\s+(?:jalur|ranah)\s+hukum"
+    r"|ke\s+(?:pengadilan|meja\s+hijau))\b"
+    r"|(?:pengacara|advokat|kuasa\s+hukum|lawyer)\s+(?:saya|kami|aku|gue|gw|kita)\b"
+    r"|(?:sewa|menyewa|pakai|hubungi|menghubungi|lewat|melalui|panggil)\s+(?:pengacara|advokat"
+    r"|kuasa\s+hukum)\b"
+    r"|(?:saya|kami|aku|gue|gw|akan|bakal)\s+(?:akan\s+|bakal\s+)?(?:tuntut|gugat|somasi"
+    r"|polisikan|bawa\s+ke\s+polisi)\b"
+    r"|(?:kirim|layangkan|melayangkan|ajukan)\s+(?:somasi|gugatan)\b"
+    r"|(?:lapor(?:kan)?|melapor(?:kan)?|adukan|mengadukan)\s+(?:\w+\s+){0,2}?(?:ke\s+|kepada\s+)?"
+    r"(?:polisi|polis|polda|polres|polsek)\b"
+    # es
+    r"|(?:abogad[oa]s?|demandar\w*|demanda|tribunales|juzgados?|acciones\s+legales"
+    r"|medidas\s+legales|v[íi]a\s+(?:judicial|legal)|demanda\s+judicial"
+    r"|(?:llevar\w*|ir|iremos|vamos|voy)\s+a\s+juicio"
+    r"|(?:poner|pondr[ée]|puse|presentar|presentar[ée]|interponer)\s+(?:una\s+)?denuncia"
+    r"|(?:voy|vamos)\s+a\s+denunciar|denunciar(?:los|las|les|os|te|[ée])"
+    r"|(?:los|les|os)\s+denuncio)\b"
+    # pt
+    r"|(?:advogad[oa]s?|process[oa]\s+judicial|a[çc][ãa]o\s+judicial|judicialmente|juizado"
+    r"|pequenas\s+causas|boletim\s+de\s+ocorr[êe]ncia"
+    r"|process(?:ar|arei|aremos)\s+(?:voc[êe]s?|vcs|a\s+(?:empresa|loja|operadora)"
+    r"|o\s+(?:banco|site)|ess[ae]|est[ae])|process[áa]-l[oa]s?"
+    r"|(?:entrar|entrarei|recorrer|recorrerei|ir)\s+(?:na|[àa])\s+justi[çc]a)\b"
+    # fr
+    r"|(?:(?:mon|notre|mes|nos)\s+avocats?|(?:contact|consult|pren|saisi|appel)\w*\s+un\s+avocat"
+    r"|port\w*\s+plainte|d[ée]pos\w*\s+(?:une\s+)?plainte|plainte\s+contre|mise\s+en\s+demeure"
+    r"|en\s+justice|poursuites?\s+judiciaires?)\b"
+    # de
+    r"|(?:anw(?:a|ä|ae)lt\w*|rechtsanw(?:a|ä|ae)lt\w*|verklag\w*|sammelklage"
+    r"|klage\s+(?:einreichen|erheben|gegen)"
+    r"|vor\s+(?:das\s+|dem\s+)?gericht|gerichtlich\w*|strafanzeige"
+    r"|anzeige\s+(?:erstatten|gegen|bei\s+der\s+polizei)|(?:rechtliche|juristische)\s+schritte"
+    r"|abmahnung)\b"
+    # the Chinese consumer hotline, also where no Chinese is around it ("call 12315")
+    r"|12315(?!\d)",
+    # zh
+    r"律师|律師|起诉|起訴|法院|法庭|诉讼|訴訟|打官司|法律途径|法律途徑|法律手段|消协|消協"
+    r"|(?:要|会|會|去|就|一定)告(?:你|贵公司|貴公司)|告你們"
+    r"|告你们(?<![报報广廣公预預警转轉通劝勸]告你们)"
+    r"|12315(?<!\d12315)(?!\d)",
 )
-_SAFETY: Final = (
-    r"\b(?:(?:caught|catch|catching|set\s+on)\s+fire\b|fire\s+(?:hazard|risk)\b"
-    r"|(?:burst\s+into|in)\s+flames\b|burn(?:s|ed|t|ing)?\b|smok(?:e|es|ing)\b"
+_SAFETY: Final = _cue(
+    # en
+    r"(?:caught|catch|catching|set\s+on)\s+fire\b|fire\s+(?:hazard|risk)\b"
+    r"|(?:burst\s+into|in)\s+flames\b|burn(?:s|ed|t|ing)?\b"
+    r"|smok(?:e|es|ing)\b(?<!non[-\s]smoking)(?!\s+(?:area|room|section|zone))"
     r"|spark(?:ed|ing)\b|explod(?:e|ed|es|ing)\b|explosion\b|melted\b|overheat\w*\b"
     r"|injur(?:y|ies|ed)\b|hurt\s+(?:my|me|him|her|our)\b|hospital(?:s|i[sz]ed)?\b"
     r"|allerg(?:y|ic|ies)\b|anaphyla\w*\b|chok(?:ed|ing)\b|poison(?:ed|ing)\b"
     r"|electric(?:al)?\s+shock\b|electrocut\w*\b"
     r"|(?:gave|giving|gives)\s+(?:me|him|her|us|my\s+\w+)\s+(?:an?\s+)?(?:electric\s+)?shock\b"
-    r"|(?:terbakar|berasap|kebakaran|meletup|letupan|incendio|humo|quemadura|explot[óo])\b)"
-    r"|着火|冒烟|爆炸|过敏|烧伤|触电"
+    # ms/id
+    r"|(?:terbakar|berasap|kebakaran|meletup|letupan|meledak|(?:ke|ter|di)setrum|nyetrum"
+    r"|kena\s+setrum|renjatan|kejutan\s+elektrik|keracunan|terluka|cedera|cidera|luka\s+bakar"
+    r"|korslet\w*|konslet\w*|percikan\s+api|reaksi\s+alergi"
+    r"|(?:bikin|membuat|menyebabkan|jadi|kena)\s+alergi"
+    r"|(?:masuk|dilarikan|dibawa|dirawat|larikan|bawa)\s+(?:ke\s+|di\s+)?(?:rumah\s+sakit|rs"
+    r"|klinik|ugd|igd))\b"
+    # es
+    r"|(?:incendio|incendi[óo]|se\s+incendi\w*|humo|quemadura|explot[óo]|intoxicaci[óo]n"
+    r"|intoxicad[oa]s?|envenenad[oa]s?|descargas?\s+el[ée]ctricas?|cortocircuito|sobrecalent\w*"
+    r"|(?:me|le|nos)\s+(?:dio|dieron|da)\s+(?:una\s+)?(?:descarga|corriente)"
+    r"|se\s+(?:prendi[óo]|ha\s+prendido)\s+fuego|(?:en|a)\s+urgencias|lesiones"
+    r"|(?:me|se)\s+(?:quem[ée]|quem[óo]|lastim[ée]|lastim[óo]))\b"
+    # pt
+    r"|(?:inc[êe]ndio|queimaduras?|pegou\s+fogo|explodiu|choque\s+el[ée]trico"
+    r"|(?:tomei|tomou)\s+(?:um\s+)?choque|(?:deu|dando|d[áa])\s+choque|intoxica[çc][ãa]o"
+    r"|intoxicad[oa]s?|envenenad[oa]s?|curto-?circuito|superaquec\w*|ferimentos?"
+    r"|pronto-?socorro|hospitalizad[oa]s?|(?:solt\w*|saindo|saiu|sai)\s+fuma[çc]a)\b"
+    # fr
+    r"|(?:incendie|br[ûu]lures?|(?:s'est|me\s+suis)\s+br[ûu]l[ée]e?|pris\s+feu"
+    r"|prend\s+feu|intoxication\s+alimentaire|intoxiqu[ée]e?s?|d[ée]charges?\s+[ée]lectriques?"
+    r"|[ée]lectrocut\w*"
+    r"|bless(?:é|ée|és|ées)|blessures?|court-?circuit|surchauff\w*|(?:aux|les)\s+urgences"
+    r"|h[ôo]pital"
+    r"|[ée]tincelles?|(?:d[ée]gag\w*|fait|fais\w*)\s+de\s+la\s+fum[ée]e)\b"
+    # de ("Brand" alone is the English "brand")
+    r"|(?:stromschl(?:a|ä|ae)ge?|elektrischen?\s+schlag|verbrennung\w*|verbr(?:ü|ue|u)h\w*"
+    r"|(?:mich|mir|sich|uns|dich)\s+(?:\w+\s+){0,2}?verbrannt|vergift\w*|lebensmittelvergiftung"
+    r"|in\s+flammen|feuer\s+gefangen|fing\s+feuer|explodiert|kurzschluss|qualm\w*"
+    r"|rauchentwicklung|(?:ü|ue|u)berhitz\w*|verletzung(?:en)?|(?:mich|sich|dich|uns)\s+verletzt"
+    r"|(?:im|ins)\s+krankenhaus|notaufnahme|notarzt|geschmolzen"
+    r"|brand(?:gefahr|geruch|blasen?|loch|fleck|schaden))\b",
+    # zh
+    r"着火|著火|起火|自燃|冒烟|冒煙|冒火花|冒火星|爆炸|过敏|過敏|烧伤|燒傷|烫伤|燙傷|触电|觸電"
+    r"|漏电|漏電|电击|電擊|受伤|受傷|电池鼓包|電池鼓包"
+    r"|中毒(?<![脑腦机機戏戲]中毒)|短路(?<![脑腦]短路)"
+    r"|送医|送醫|进医院|進醫院",
 )
-_CHURN: Final = (
-    r"\b(?:(?:cancel|close|closing|delete|deleting|terminate|terminating|end|ending)"
+_CHURN: Final = _cue(
+    # en
+    r"(?:cancel|close|closing|delete|deleting|terminate|terminating|end|ending)"
     r"\s+(?:my|our)\s+(?:account|subscription|membership|plan|contract|service)\b"
     r"|cancell?ing\s+(?:my|our)\s+(?:account|subscription|membership|plan|contract)\b"
     r"|switching\s+to\b|(?:going\s+to|will|gonna)\s+switch\b"
@@ -114,24 +335,222 @@ _CHURN: Final = (
     r"|moving\s+to\s+(?:a\s+)?competitor\b"
     r"|(?:take|taking)\s+my\s+business\s+elsewhere\b|never\s+(?:buying|ordering|using)\b"
     r"|done\s+with\s+(?:you|this\s+company)\b|leaving\s+(?:you|for)\b"
-    r"|(?:tutup|batal(?:kan)?)\s+(?:akaun|akun|langganan)\b|berhenti\s+langgan\w*\b"
-    r"|cancelar\s+mi\s+(?:cuenta|suscripci[óo]n)\b|darme\s+de\s+baja\b)|销户|注销账"
+    # ms/id
+    r"|(?:tutup|menutup|batal(?:kan)?|membatalkan|hapus)\s+(?:akaun|akun|langganan|rekening)\b"
+    r"|berhenti\s+(?:ber)?langgan\w*\b|berhenti\s+(?:jadi|menjadi)\s+(?:pelanggan|nasabah)\b"
+    r"|(?:pindah|beralih|ganti|tukar|migrasi)\s+(?:ke\s+)?(?:provider|operator|telco|isp|bank"
+    r"|aplikasi|apps?|toko|kedai|kurir|e-?wallet|platform|layanan|perkhidmatan|syarikat"
+    r"|perusahaan|produk|brand|jenama|merk|merek)\s+(?:yang\s+)?(?:lain|sebelah)\b"
+    r"|(?:pindah|beralih|tukar|lari)\s+ke\s+(?:kompetitor|pesaing)\b"
+    r"|(?:(?:tidak|tak|gak|ga|gk|nggak|enggak|ngga|tdk|x)\s+(?:akan|bakal|mau|nak|sudi|ingin"
+    r"|pengen)|takkan|ogah)\s+(?:\w+\s+)?(?:beli|membeli|belanja|berbelanja|order|pesan|memesan"
+    r"|pakai|pake|memakai|guna|menggunakan|gunakan|langganan|berlangganan|datang)\w*\s+"
+    r"(?:\w+\s+){0,3}?lagi\b"
+    # "kapok" (id) / "serik" (ms): put off for good, unless "tidak pernah kapok" (never put off)
+    r"|(?:kapok|serik)(?<!\bga\s.{5})(?<!\b(?:tak|gak)\s.{5})(?<!\b(?:akan|biar|ngga)\s.{5})"
+    r"(?<!\b(?:tidak|nggak|bakal)\s.{5})(?<!\b(?:pernah|enggak)\s.{5})\w*\b"
+    r"|(?:langsung|mending|mendingan)\s+(?:di)?uninstall\b|uninstall\s+(?:aja|saja)\b"
+    # es
+    r"|cancelar\s+(?:mi|el|la)\s+(?:cuenta|suscripci[óo]n|contrato|servicio|l[íi]nea|p[óo]liza"
+    r"|membres[íi]a|plan)\b|dar(?:me|nos)\s+de\s+baja\b"
+    r"|(?:me|nos)\s+(?:doy|damos|dar[ée]|daremos|voy\s+a\s+dar|vamos\s+a\s+dar)\s+de\s+baja\b"
+    r"|(?:me|nos)\s+(?:cambio|cambiamos|cambiar[ée]|paso|pasamos|pasar[ée]|voy|vamos)\s+a\s+"
+    r"(?:la\s+competencia|otr[oa]\s+(?:compa[ñn][íi]a|empresa|banco|operador|operadora"
+    r"|proveedor|tienda|marca|aseguradora))\b"
+    r"|(?:no|nunca)\s+(?:m[áa]s\s+)?(?:vuelvo|volver[ée]|volvemos|volveremos)\s+a\s+(?:comprar"
+    r"|pedir|usar|contratar|confiar)\b|nunca\s+m[áa]s\s+(?:compro|pido|vuelvo|uso|contrato)\b"
+    r"|portabilidad\b"
+    # pt
+    r"|cancelar\s+(?:minha|meu|a|o)\s+(?:assinatura|conta|linha|plano|contrato)\b"
+    r"|nunca\s+mais\s+(?:compro|comprarei|pe[çc]o|volto|uso|usarei)\b|n[ãa]o\s+(?:compro|volto)"
+    r"\s+mais\b|(?:mudar|trocar|mudei|troquei|mudo|troco)\s+de\s+(?:operadora|banco)\b"
+    r"|(?:vou|vamos|ir)\s+(?:para|pra)\s+(?:a\s+)?concorr[êe]ncia\b|portabilidade\b"
+    # fr
+    r"|r[ée]sili(?:er|ation|[ée]|e|erai|ons|ez)\b|(?:me|nous)\s+d[ée]sabonn\w*|d[ée]sabonnement\b"
+    r"|chang\w*\s+(?:d'op[ée]rateur|de\s+banque|de\s+fournisseur)\b"
+    r"|(?:pass\w*|partir|pars|vais|irai|aller)\s+(?:chez|[àa])\s+la\s+concurrence\b"
+    r"|(?:irai|vais|aller)\s+voir\s+ailleurs\b"
+    r"|(?:commanderai|ach[èe]terai|rach[èe]terai|reviendrai)\s+(?:plus\s+)?jamais\b"
+    r"|(?:ne|n')\s*(?:commanderai|ach[èe]terai|rach[èe]terai|reviendrai)\s+plus\b"
+    r"|plus\s+jamais\s+(?:je\s+ne\s+)?(?:command|ach[èe]t|rach[èe]t)\w*"
+    # de
+    r"|k(?:ü|ue)ndig\w*|kundigung\w*|gek(?:ü|ue|u)ndigt\b|anbieterwechsel\b|anbieter\s+wechseln\b"
+    r"|nie\s+(?:wieder|mehr)\s+(?:\w+\s+){0,2}?(?:bestell\w*|kauf\w*|kunde)"
+    r"|(?:bestell|kauf)\w*\s+(?:\w+\s+){0,3}?nie\s+(?:wieder|mehr)\b"
+    r"|(?:gehe|geh|gehen|wechsle|wechsel|wechseln|wandere)\s+(?:\w+\s+)?zur\s+konkurrenz\b",
+    # zh
+    r"销户|銷戶|注销账|注销帐|註銷帳|註銷賬|携号转网|攜號轉網|取消订阅|取消訂閱"
+    r"|再也不(?:会|會)?(?:买|買|来|來|光顾|光顧)|再也不(?:会|會)用"
+    r"|不(?:会|會)再(?:买|買|用|来|來|光顾|光顧)"
+    r"|换别家|換別家|去别家|去別家|转投|轉投"
+    r"|(?:我要|要|想|申请|申請|马上|馬上)退[订訂]"
+    r"|退[订訂](?:了|掉)?(?:套餐|业务|業務|会员|會員|服务|服務|包月)",
 )
-_ESCALATION: Final = (
-    r"\b(?:(?:going|go|went|talk|talking|speak|speaking)\s+to\s+the\s+(?:press|media|news)\b"
+_ESCALATION: Final = _cue(
+    # en
+    r"(?:going|go|went|talk|talking|speak|speaking)\s+to\s+the\s+(?:press|media|news)\b"
     r"|(?:post|posting|share|sharing)\w*\s+(?:this\s+|it\s+)?everywhere\b|go(?:ing)?\s+viral\b"
     r"|tagging\b|regulators?\b|ombudsman\b|trading\s+standards\b"
     r"|better\s+business\s+bureau\b|bbb\b|consumer\s+(?:protection|affairs|council)\b"
-    r"|kpdn\w*\b|viral\s+kan\b|viralkan\b|media\s+sosial\b)|曝光"
+    # ms/id ("media sosial" alone is mostly news and photos of food: only with spreading it)
+    r"|(?:kpdn\w*|viral\s+kan|viralkan|viralin|tularkan|ylki|bpsk|bpkn|fomca|ttpm|mcmc|skmm"
+    r"|surat\s+pembaca|(?:biar|bagi)\s+viral)\b"
+    r"|(?:sebar|spill|bongkar|tular)\w*\s+(?:\w+\s+){0,3}?(?:ke|di|dekat|kat)\s+(?:medsos|sosmed"
+    r"|media\s+sosial|socmed|twitter|facebook|fb|ig|instagram|tiktok)\b"
+    r"|(?:akan|bakal|nanti|biar)\s+(?:saya\s+|aku\s+|gw\s+|gue\s+)?(?:post|posting|upload|up|share"
+    r"|kongsi)\w*\s+(?:\w+\s+){0,3}?(?:ke|di|dekat|kat)\s+(?:medsos|sosmed|media\s+sosial|socmed"
+    r"|twitter|facebook|fb|ig|instagram|tiktok)\b"
+    r"|(?:lapor\w*|melapor\w*|adukan|mengadukan|aduan|pengaduan)\s+(?:\w+\s+){0,2}?(?:ke\s+"
+    r"|kepada\s+)?(?:ojk|kominfo|bank\s+indonesia|bank\s+negara|bnm|media|wartawan)\b"
+    # es
+    r"|(?:ocu|facua|omic|profeco|sernac|indecopi|hoja\s+de\s+reclamaciones"
+    r"|libro\s+de\s+reclamaciones|defensa\s+del\s+consumidor"
+    r"|(?:oficina|departamento|direcci[óo]n)\s+(?:municipal\s+)?de\s+consumo"
+    r"|(?:ir|ir[ée]|voy|vamos|acudir|acudir[ée]|contactar|avisar)\s+a\s+(?:la\s+prensa|los\s+medios"
+    r"|los\s+periodistas))\b"
+    r"|(?:(?:voy|vamos)\s+a\s+(?:\w+\s+)?(?:publicar|difundir|subir|compartir|exponer|contar)\w*"
+    r"|publicar[ée]|difundir[ée]|subir[ée]|compartir[ée]|expondr[ée]|contar[ée])\s+(?:\w+\s+){0,3}?"
+    r"(?:en|a|por)\s+(?:las\s+|mis\s+)?redes(?:\s+sociales)?\b"
+    # pt
+    r"|(?:reclame\s*aqui|procon|consumidor\.gov|anatel|ouvidoria|livro\s+de\s+reclama[çc][õo]es"
+    r"|deco\s+proteste)\b"
+    r"|(?:(?:vou|vamos|irei)\s+(?:\w+\s+)?(?:postar|publicar|expor|divulgar|espalhar|jogar|colocar"
+    r"|botar)\w*|postarei|publicarei|exporei|divulgarei|espalharei|jogarei)\s+(?:\w+\s+){0,3}?"
+    r"(?:nas|na|em|pelas)\s+(?:redes(?:\s+sociais)?|internet)\b"
+    # fr
+    r"|(?:dgccrf|signal\s*conso|ufc[-\s]+que\s+choisir|60\s+millions\s+de\s+consommateurs"
+    r"|m[ée]diat(?:eur|rice)"
+    r"|(?:contact|alert|pr[ée]ven|pr[ée]vien|saisi|[ée]cri\w*\s+[àa])\w*\s+(?:la\s+presse"
+    r"|les\s+m[ée]dias|les\s+journalistes|des\s+journalistes))\b"
+    r"|(?:(?:vais|allons|va)\s+(?:\w+\s+)?(?:publier|poster|partager|diffuser|afficher|mettre)"
+    r"|publierai|posterai|partagerai|diffuserai|afficherai|mettrai|balanc\w*)\s+(?:\w+\s+){0,3}?"
+    r"(?:sur|dans)\s+les\s+r[ée]seaux(?:\s+sociaux)?\b"
+    # de
+    r"|(?:verbraucherzentrale\w*|verbraucherschutz\w*|bundesnetzagentur|bafin|schlichtungsstelle"
+    r"|an\s+die\s+(?:presse|medien|(?:ö|oe|o)ffentlichkeit)"
+    r"|(?:presse|medien)\s+(?:informieren|einschalten|kontaktieren))\b"
+    r"|(?:poste|posten|teile|teilen|ver(?:ö|oe|o)ffentlich\w*)\s+(?:\w+\s+){0,3}?"
+    r"(?:in\s+(?:den\s+)?"
+    r"|auf\s+)(?:sozialen\s+(?:medien|netzwerken)|social\s+media)\b",
+    # zh
+    r"曝光|黑猫投诉|黑貓投訴|消费者协会|消費者協會|消基會|消保官|工信部|找媒体|找媒體|找记者|找記者"
+    r"|(?:发|發)到(?:网上|網上|微博|抖音|小红书|小紅書)|(?:挂|掛)(?:到|在)?(?:网上|網上|微博)",
 )
-_REPEATED: Final = (
-    r"\b(?:third|fourth|fifth|sixth|3rd|4th|5th|6th|nth|umpteenth)\s+time\b"
-    r"|\bagain\s+and\s+again\b|\bover\s+and\s+over\b"
-    r"|\b(?:emailed|e-mailed|called|messaged|contacted|phoned|written|wrote|chatted|dm'?e?d"
+
+# Repeated contact: "called 5 times", "for the third time", "still no answer". Outside English
+# (where VADER's positive sentiment holds a cue back) a count or "for the third time" only
+# counts next to a contact verb: "por tercera vez compro aquí" is a happy customer. Counts
+# start at three (or "several", "many"): "dua kali", "dos veces", "zweimal", "两次" are mostly
+# "charged twice". Between verb and count only words (no clause punctuation).
+_MS_ID_COUNT: Final = (
+    r"(?:(?:[3-9]|[1-9]\d+)\s*(?:kali|x)|(?:tiga|empat|lima|enam|tujuh|delapan|lapan|sembilan"
+    r"|sepuluh|belasan|puluhan|banyak|beberapa)\s+kali|berkali[-\s]?kali|berkali2"
+    r"|berulang[-\s]?(?:ulang|kali)|berulang2|kali\s+(?:ke-?\s?(?:[3-9]|\d\d)|ketiga|keempat"
+    r"|kelima)|(?:ke-?\s?(?:[3-9]|\d\d)|ketiga|keempat|kelima)\s+kali(?:nya)?)\b"
+)
+_MS_ID_CONTACT: Final = (
+    r"(?:hubungi|menghubungi|kontak|mengontak|call\w*|(?:telefon|telepon|telpon)(?!\s+(?:genggam"
+    r"|bimbit))|tlp|telp|nelpon\w*|menelepon|menelpon|chat\w*|ngechat\w*|e-?mail\w*|e-?mel|emel"
+    r"|mesej|whatsapp|wasap|dm|inbox|pesan\s+langsung|komplain\w*|komplen|complain\w*|mengadu"
+    r"|adukan|aduan|lapor\w*|melapor\w*|follow\s*up|(?:ke|kat|dekat)\s+(?:cs|customer\s+service"
+    r"|call\s*cent(?:er|re)))\b"
+)
+_ES_PT_COUNT: Final = (
+    r"(?:(?:[3-9]|[1-9]\d+|tres|tr[êe]s|cuatro|quatro|cinco|seis|siete|sete|ocho|oito|diez|dez"
+    r"|varias|v[áa]rias|muchas|muitas|diversas|incontables|innumerables|in[úu]meras|mil)"
+    r"\s+ve(?:c|z)es|(?:en|em)\s+(?:varias|reiteradas|repetidas|v[áa]rias|diversas)\s+ocasi(?:ones"
+    r"|[õo]es)|reiteradamente|repetidamente"
+    r"|(?:por|pela)\s+(?:tercera|cuarta|quinta|sexta|terceira|quarta|en[ée]sima"
+    r"|(?:[3-9]|\d\d)(?:ª|a|ra|ta)?)\s+vez|(?:tercera|cuarta|quinta|terceira|quarta|en[ée]sima)"
+    r"\s+vez\s+que)\b"
+)
+_ES_PT_CONTACT: Final = (
+    r"(?:llam(?:[ée]|ado|amos|ando)|llamo(?<!me\sllamo)|escrib(?:[íi]|o|imos|iendo)|escrito"
+    r"|reclam(?:[ée]|ado|amos|ei|o)|contact(?:[ée]|ado|amos|ei|o)|contatei|quej(?:[ée]|ado)"
+    r"|me\s+quejo|me\s+comunico|me\s+pongo\s+en\s+contacto|liguei|ligamos|ligo|telefonei"
+    r"|escrevi|escrevo|entr(?:ei|o)\s+em\s+conta(?:c)?to|venho\s+(?:aqui\s+)?(?:pedir|reclamar"
+    r"|solicitar|cobrar)|(?:mand|envi)(?:[ée]|ado|ei)\s+(?:correos?|mails?|e-?mails?"
+    r"|mensage(?:s|m|ns)|mensajes?|msg))\b"
+)
+_FR_COUNT: Final = (
+    r"(?:(?:[3-9]|[1-9]\d+|trois|quatre|cinq|six|sept|huit|dix|plusieurs|maintes|nombreuses"
+    r"|des\s+dizaines\s+de)\s+(?:fois|reprises)"
+    r"|pour\s+la\s+(?:troisi[èe]me|quatri[èe]me|cinqui[èe]me|sixi[èe]me|(?:[3-9]|\d\d)(?:e|[èe]me))"
+    r"\s+fois|(?:troisi[èe]me|quatri[èe]me|cinqui[èe]me|sixi[èe]me)\s+fois\s+que)\b"
+)
+_FR_CONTACT: Final = (
+    r"(?:appel(?:[ée]|le)|t[ée]l[ée]phon[ée]|rappel[ée]|[ée]cri(?:t|s)|contact(?:[ée]|e)"
+    r"|relanc(?:[ée]|e)|r[ée]clam(?:[ée]|e)|signal(?:[ée]|e)|sollicite"
+    r"|envoy[ée]\s+(?:des\s+)?(?:mails?|e-?mails?|courriels?|messages?))\b"
+)
+_DE_COUNT: Final = (
+    r"(?:mehrmals|mehrfach|x-?mal|zigmal|etliche\s+male|unz(?:ä|ae|a)hlige\s+male|dreimal|viermal"
+    r"|f(?:ü|ue|u)nfmal|sechsmal|zehnmal|(?:[3-9]|[1-9]\d+)\s*-?\s*(?:mal|x)"
+    r"|(?:drei|vier|f(?:ü|ue|u)nf|sechs|zehn)\s+mal|wiederholt|schon\s+oft"
+    r"|zum\s+(?:dritten|vierten|f(?:ü|ue|u)nften|sechsten|x-?ten|n-?ten|zigsten|wiederholten"
+    r"|(?:[3-9]|\d\d)\.)\s*mal)\b"
+)
+_DE_CONTACT: Final = (
+    r"(?:angerufen|telefoniert|geschrieben|angeschrieben|kontaktiert|gemeldet|reklamiert"
+    r"|nachgefragt|beschwert|gemailt|nachgehakt|gemahnt|schreibe|rufe|melde|wende|reklamiere"
+    r"|kontaktiere|beschwere|maile)\b"
+)
+_ZH_COUNT: Final = r"(?:[三四五六七八九十]|[3-9]|[1-9]\d|好几|好幾|很多|无数|無數|多|几|幾)"
+_ZH_CONTACT: Final = (
+    r"(?:联系|聯繫|聯絡|联络|投诉|投訴|打电话|打電話|打客服|来电|來電|致电|致電|反映|反馈|反饋"
+    r"|申诉|申訴|留言|发邮件|發郵件|发信息|發信息|私信|催|咨询|諮詢|报修|報修|找客服|问客服|問客服)"
+)
+_REPEATED: Final = _cue(
+    # en
+    r"(?:third|fourth|fifth|sixth|3rd|4th|5th|6th|nth|umpteenth)\s+time\b"
+    r"|again\s+and\s+again\b|over\s+and\s+over\b"
+    r"|(?:emailed|e-mailed|called|messaged|contacted|phoned|written|wrote|chatted|dm'?e?d"
     r"|asked|complained|rang|reported)\b[^.!?\n]{0,30}?\b(?:\d+|two|three|four|five|six|several"
     r"|multiple|many|numerous|countless)\s+times\b"
-    r"|\bstill\s+no\s+(?:answer|reply|response|update|resolution)\b"
-    r"|\bfor\s+the\s+(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth)\s+time\b"
+    r"|still\s+no\s+(?:answer|reply|response|update|resolution)\b"
+    r"|for\s+the\s+(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth)\s+time\b"
+    # ms/id: "dah 5 kali call", "sudah berkali-kali saya hubungi", "hubungi CS 3x",
+    # "masih belum ada balasan", "masih tiada jawapan"
+    rf"|{_MS_ID_COUNT}\s+(?:\w+\s+){{0,2}}?{_MS_ID_CONTACT}"
+    rf"|{_MS_ID_CONTACT}\s+(?:\w+\s+){{0,4}}?{_MS_ID_COUNT}"
+    r"|(?:masih|msh|(?:sampai|hingga)\s+(?:sekarang|skrg|kini|hari\s+ini))\s+(?:saja\s+|aja\s+"
+    r"|juga\s+)?(?:belum|blm|tiada|tak|x|tidak|tdk|gak|ga|nggak|ngga|enggak)\s+(?:juga\s+)?"
+    r"(?:ada\s+)?(?:yang\s+|sebarang\s+)?(?:balasan|jawapan|jawaban|respon\w*|tanggapan"
+    r"|maklum\s+balas|solusi|penyelesaian|dibalas|dijawab|direspon\w*|ditanggapi|berbalas|balas"
+    r"|jawab|membalas|menjawab|merespon\w*)\b"
+    # es/pt: "he llamado 5 veces", "por tercera vez les escribo", "liguei várias vezes",
+    # "sigo sin respuesta", "ainda sem resposta"
+    rf"|{_ES_PT_CONTACT}\s+(?:[\w'-]+\s+){{0,4}}?{_ES_PT_COUNT}"
+    rf"|{_ES_PT_COUNT}\s+(?:\w+\s+){{0,2}}?{_ES_PT_CONTACT}"
+    r"|(?:sigo|seguimos|contin[úu]o|todav[íi]a|a[úu]n|hasta\s+(?:ahora|hoy|la\s+fecha))\s+(?:sin"
+    r"|no\s+(?:tengo|he\s+recibido|recibo|hay))\s+(?:ninguna\s+|recibir\s+(?:una\s+|ninguna\s+)?)?"
+    r"(?:respuesta|contestaci[óo]n|soluci[óo]n)\b|(?:sigo|seguimos)\s+esperando\s+(?:una\s+"
+    r"|alguna\s+|su\s+)?respuesta\b|(?:todav[íi]a|a[úu]n)\s+no\s+(?:me\s+|nos\s+)?(?:han\s+)?"
+    r"(?:respondido|contestado)\b"
+    r"|(?:ainda|continuo|at[ée]\s+(?:agora|hoje|o\s+momento))\s+(?:sem|n[ãa]o\s+(?:tive|tenho"
+    r"|recebi|obtive))\s+(?:nenhuma\s+|nenhum\s+|qualquer\s+)?(?:resposta|retorno|solu[çc][ãa]o)\b"
+    r"|(?:ainda|at[ée]\s+agora)\s+n[ãa]o\s+(?:me\s+)?(?:responderam|retornaram)\b"
+    # fr: "j'ai appelé 3 fois", "troisième fois que je vous écris", "énième relance",
+    # "toujours pas de réponse"
+    rf"|{_FR_CONTACT}\s+(?:[\w'-]+\s+){{0,4}}?(?:[àa]\s+)?{_FR_COUNT}"
+    rf"|{_FR_COUNT}\s+(?:[\w']+\s+){{0,2}}?(?:[jlm]')?{_FR_CONTACT}"
+    r"|(?:[ée]n+|n)i[èe]me\s+(?:fois|relance|appel|mail|e-?mail|message|r[ée]clamation)\b"
+    r"|(?:troisi[èe]me|quatri[èe]me|cinqui[èe]me)\s+(?:relance|r[ée]clamation)\b"
+    r"|(?:toujours|encore|jusqu'[àa]\s+pr[ée]sent|[àa]\s+ce\s+jour|jusqu'ici)\s+(?:pas\s+de"
+    r"|aucune?|sans)\s+(?:r[ée]ponse|retour|solution)\b"
+    r"|toujours\s+pas\s+(?:eu|re[çc]u)\s+(?:de\s+|d')?(?:r[ée]ponse|retour|solution)\b"
+    # de: "mehrmals angerufen", "ich schreibe Ihnen zum dritten Mal", "immer noch keine Antwort"
+    rf"|{_DE_COUNT}\s+(?:\w+\s+){{0,3}}?{_DE_CONTACT}"
+    rf"|{_DE_CONTACT}\s+(?:\w+\s+){{0,3}}?{_DE_COUNT}"
+    r"|(?:immer\s+noch|noch\s+immer|bis\s+heute|bis\s+jetzt|weiterhin|nach\s+wie\s+vor)\s+(?:keine"
+    r"|ohne)\s+(?:antwort|r(?:ü|ue|u)ckmeldung|reaktion|l(?:ö|oe|o)sung)\b",
+    # zh: "第三次投诉", "多次联系客服", "打了五次电话", "催了好几次", "还是没人回复"
+    rf"{_ZH_COUNT}[次回][^，。！？,.!?\n]{{0,4}}?{_ZH_CONTACT}"
+    rf"|(?:{_ZH_CONTACT}|问|問)(?:了|过|過)(?:客服|你们|你們)?{_ZH_COUNT}[次遍回]"
+    rf"|打了{_ZH_COUNT}(?:次|个|個|通)(?:客服)?(?:电话|電話)"
+    r"|(?:还是|還是|一直|始终|始終|至今|到现在|到現在|到今天|仍然|依然|迟迟|遲遲)(?:都|也|还|還)?"
+    r"(?:没|沒|无|無)有?(?:人(?:来|來)?(?:回|理|管|处理|處理|接|跟进|跟進|联系|聯繫|答复|答覆"
+    r"|回应|回應)|(?:收到)?(?:任何)?(?:回复|回覆|回应|回應|答复|答覆|回音|下文|回电|回電))",
 )
 
 # --- sentiment: VADER additions ------------------------------------------------------------
