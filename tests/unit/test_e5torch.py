@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.nlp import e5torch
 from pipeline.nlp.e5torch import (
+    FEATURE_LAYERS,
     MAX_TOKENS,
     E5File,
     E5Tokenizer,
@@ -128,15 +129,21 @@ def test_shape_unit_norm_determinism_and_order(fp32: E5TorchEncoder) -> None:
 
 
 @pytest.mark.slow
-def test_head_features_are_the_embedding_plus_a_middle_layer(fp32: E5TorchEncoder) -> None:
+def test_head_features_are_the_embedding_plus_middle_layers(fp32: E5TorchEncoder) -> None:
     vectors, features = encode_with_features(fp32, TEXTS)
-    assert features.shape == (len(TEXTS), feature_dim(fp32)) == (len(TEXTS), 384 * 2)
+    assert (
+        features.shape
+        == (len(TEXTS), feature_dim(fp32))
+        == (len(TEXTS), 384 * (1 + len(FEATURE_LAYERS)))
+    )
     # the first block is the sentence embedding itself, from the same pass
     np.testing.assert_array_equal(features[:, :384], vectors)
     np.testing.assert_allclose(vectors, fp32.encode(TEXTS), atol=1e-6)
-    # each block is unit length, and the middle layer is not a copy of the output
-    np.testing.assert_allclose(np.linalg.norm(features[:, 384:], axis=1), 1.0, atol=1e-5)
-    assert float((features[:, :384] * features[:, 384:]).sum(axis=1).max()) < 0.99
+    # each block is unit length, and no middle layer is a copy of the output
+    for k in range(1, 1 + len(FEATURE_LAYERS)):
+        block = features[:, 384 * k : 384 * (k + 1)]
+        np.testing.assert_allclose(np.linalg.norm(block, axis=1), 1.0, atol=1e-5)
+        assert float((features[:, :384] * block).sum(axis=1).max()) < 0.99
     # order and batching do not change them
     again = encode_with_features(fp32, TEXTS[::-1], batch_size=3)[1]
     np.testing.assert_allclose(features, again[::-1], atol=2e-5)
