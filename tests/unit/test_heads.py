@@ -168,28 +168,19 @@ def test_a_language_head_of_another_width_is_a_config_error(tmp_path: Path) -> N
 
 
 def test_high_urgency_needs_its_minimum_probability() -> None:
-    # Logits chosen so the rows give p(high) of about 0.45, 0.59 and 0.90.
-    head = LinearHead(
-        task="urgency",
-        labels=("low", "normal", "high"),
-        weights=np.eye(3, dtype=np.float32),
-        bias=np.zeros(3),
-        encoder="e5-small",
-    )
+    def identity(task: str, labels: tuple[str, str, str]) -> TaskHeads:
+        weights = np.eye(3, dtype=np.float32)
+        return TaskHeads(LinearHead(task, labels, weights, np.zeros(3), encoder="e5-small"))
+
+    urgency = identity("urgency", ("low", "normal", "high"))
+    # Features are log-probabilities: p(high) is 0.45, 0.59 and 0.90, the largest in each row.
     x = np.log(
         np.array([[0.15, 0.40, 0.45], [0.01, 0.40, 0.59], [0.05, 0.05, 0.90]], dtype=np.float32)
     )
-    proba = TaskHeads(head).predict_proba(x)
-    assert proba[:, 2].argmax() == 2 and list(proba.argmax(axis=1)) == [2, 2, 2]
+    assert list(urgency.predict_proba(x).argmax(axis=1)) == [2, 2, 2]
     assert MIN_PROBABILITY["urgency"]["high"] == 0.6
-    assert TaskHeads(head).predict(x) == ["normal", "normal", "high"]
+    assert urgency.predict(x) == ["normal", "normal", "high"]
+    assert "min:high=0.6" in urgency.fingerprint()
     # Other tasks keep the plain most likely label.
-    sentiment = LinearHead(
-        task="sentiment",
-        labels=("negative", "neutral", "positive"),
-        weights=np.eye(3, dtype=np.float32),
-        bias=np.zeros(3),
-        encoder="e5-small",
-    )
-    assert TaskHeads(sentiment).predict(x) == ["positive", "positive", "positive"]
-    assert "min:high=0.6" in TaskHeads(head).fingerprint()
+    sentiment = identity("sentiment", ("negative", "neutral", "positive"))
+    assert sentiment.predict(x) == ["positive", "positive", "positive"]
