@@ -27,7 +27,8 @@ demo: install
 
 # The integration tests need PostgreSQL on 127.0.0.1:5432 (trust auth), which the development
 # and CI machines run; on a fresh Debian machine this installs and starts it. The IMAP tests start
-# their own dovecot and the web-board tests drive Debian's chromium; both are installed here.
+# their own dovecot. chromium (with playwright) is installed for the browser tests of the web
+# triage board, which is not built yet: no test drives it today.
 system-deps:
 	@missing=""; \
 	command -v /usr/sbin/dovecot >/dev/null || missing="$$missing dovecot-imapd"; \
