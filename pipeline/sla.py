@@ -23,20 +23,43 @@ from pipeline.items import Channel, Classification, Item, Sentiment, SlaState, S
 # Direct channels: the customer wrote to us and expects an answer, whatever the mood.
 DIRECT_CHANNELS = frozenset({Channel.CHAT, Channel.EMAIL})
 _QUESTION = re.compile(r"[?\uff1f\u00bf]")  # ? and its full-width and Spanish forms
-# A customer closing a conversation ("ok thanks", "terima kasih", "谢谢") needs no answer.
-_CLOSING = re.compile(
-    r"^(?:(?:ok(?:ay)?|okey|oke|k|great|perfect|cool|done|sure|alright|got it|noted|"
-    r"thanks?|thank you|thank u|thx|ty|tq|cheers|many thanks|thanks a lot|much appreciated|"
-    r"terima kasih|makasih|trima kasih|baik|sip|mantap|gracias|vale|perfecto|merci|danke|"
-    r"谢谢|多谢|好的|明白|收到)[\s!.,~:)\-\u3002\uff01]*|[\U0001F44D\U0001F64F\u2764\uFE0F]\s*)+$",
-    re.IGNORECASE,
+# A customer closing a conversation ("ok thanks", "makasih kak", "好的，谢谢") needs no answer: a
+# message made only of thanks, okays and emoji, with the words chat puts around them ("kak",
+# "min", "ya" in Indonesian and Malay, "bro", "so much"), which alone close nothing ("kak?" calls
+# the agent, "ya" answers a question).
+_CLOSING_WORDS = (
+    # en
+    r"ok(?:ay)?|okey|oke|k|great|perfect|cool|done|sure|alright|got it|noted|all good"
+    r"|sounds good|awesome|brilliant|nice|thanks?|thank you|thank u|thx|ty|tq|tqvm|cheers"
+    r"|many thanks|thanks a lot|much appreciated|appreciate it"
+    # ms/id
+    r"|terima kasih|makasih|trima kasih|terimakasih|baik|sip|mantap|siap"
+    # es, pt, fr, de
+    r"|gracias|vale|perfecto|genial|listo|de acuerdo|obrigad[oa]|valeu|merci|danke"
+    r"|danke sch(?:ö|oe)n|vielen dank"
+    # zh
+    r"|谢谢你?|谢谢您|多谢|感谢|非常感谢|好的|明白了?|收到了?|知道了|没问题|辛苦了"
 )
+_FILLER_WORDS = (
+    r"so much|very much|mate|bro|sis|banyak|ya|yaa|ye|yah|lah|kak|kakak|min|mimin|gan|bang|bos"
+    r"|boss|mas|mbak|mba|pak|bu|encik|cik|puan|tuan|muchas|mil|beaucoup"
+)
+_SEPARATORS = r"[\s!.,~:)\-\u3002\uff01\uff0c\u3001]*"
+_EMOJI = r"[\U0001F44D\U0001F64F\u2764\uFE0F]\s*"
+_CLOSING = re.compile(
+    rf"^(?:(?:{_CLOSING_WORDS}|{_FILLER_WORDS}){_SEPARATORS}|{_EMOJI})+$", re.IGNORECASE
+)
+_FILLER_ONLY = re.compile(rf"^(?:(?:{_FILLER_WORDS}){_SEPARATORS})+$", re.IGNORECASE)
 
 
 def is_closing(text: str) -> bool:
     """True for a short acknowledgement that ends a conversation rather than asking for more."""
     stripped = text.strip()
-    return 0 < len(stripped) <= 60 and bool(_CLOSING.match(stripped))
+    return (
+        0 < len(stripped) <= 60
+        and bool(_CLOSING.match(stripped))
+        and not _FILLER_ONLY.match(stripped)
+    )
 
 
 def needs_reply(item: Item, classification: Classification | None) -> bool:

@@ -64,7 +64,26 @@ def test_brand_posts_never_need_reply():
 
 
 @pytest.mark.parametrize(
-    "text", ["ok thanks!", "Thank you 🙏", "ok terima kasih", "谢谢", "done, thanks!!", "gracias"]
+    "text",
+    [
+        "ok thanks!",
+        "Thank you 🙏",
+        "ok terima kasih",
+        "谢谢",
+        "done, thanks!!",
+        "gracias",
+        # with the words chat puts around a thank-you
+        "makasih kak",
+        "terima kasih ya kak",
+        "oke siap kak",
+        "sip min",
+        "terima kasih banyak",
+        "thank you so much",
+        "cheers mate",
+        "muchas gracias",
+        "好的，谢谢",
+        "谢谢你",
+    ],
 )
 def test_closing_messages_need_no_reply(text):
     assert is_closing(text)
@@ -72,7 +91,20 @@ def test_closing_messages_need_no_reply(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["ok but where is my refund?", "thanks for nothing, still broken", "no"]
+    "text",
+    [
+        "ok but where is my refund?",
+        "thanks for nothing, still broken",
+        "no",
+        # an honorific or "yes" alone calls the agent or answers a question
+        "kak",
+        "kak?",
+        "ya",
+        "min",
+        "ok kak, tapi paketnya belum sampai",
+        "bro where is my parcel",
+        "so much for your service",
+    ],
 )
 def test_not_closing(text):
     assert not is_closing(text)
