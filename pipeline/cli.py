@@ -47,7 +47,7 @@ from pipeline.config import (
 )
 from pipeline.errors import CareradarError, ConfigError, NotFound
 from pipeline.items import SlaState, Status, now_utc
-from pipeline.nlp.pii import redact
+from pipeline.nlp.pii import redact, redact_part
 from pipeline.nlp.taxonomy import Topic
 from pipeline.runner import Runner, RunResult
 from pipeline.sinks.store import LABEL_TASKS, ItemRow, Label, Store, redact_url
@@ -549,7 +549,10 @@ def _processed_json(p: Any) -> dict[str, Any]:
             "complaint_score": c.complaint_score,
             "urgency": c.urgency.value,
             "topics": dict(c.topics),
-            "entities": [{"label": e.label, "text": redact(e.text)} for e in c.entities],
+            "entities": [
+                {"label": e.label, "text": redact_part(item.text, e.text, e.start, e.end)}
+                for e in c.entities
+            ],
             "language_supported": c.language_supported,
         },
         "sla": None
@@ -581,12 +584,20 @@ def _redact_label_notes(data: dict[str, Any]) -> None:
 
 
 def _row_json(row: ItemRow) -> dict[str, Any]:
+    data = _redacted(row)
+    data.pop("raw", None)
+    return data
+
+
+def _redacted(row: ItemRow) -> dict[str, Any]:
+    """``row.to_json()`` with PII redacted in the text, title, entities and label notes."""
     data = row.to_json()
-    data["text"] = redact(data.get("text") or "")
+    data["text"] = redact(row.text or "")
     if data.get("title"):
         data["title"] = redact(data["title"])
+    for entity in data.get("entities") or ():
+        entity["text"] = redact_part(row.text or "", entity["text"], entity["start"], entity["end"])
     _redact_label_notes(data)
-    data.pop("raw", None)
     return data
 
 
@@ -1118,12 +1129,7 @@ def export(
         for row in store.iter_export(
             since=_since(since), until=_since(until), source=source, channel=channel, now=now
         ):
-            data = row.to_json()
-            if not no_redact:
-                data["text"] = redact(data.get("text") or "")
-                if data.get("title"):
-                    data["title"] = redact(data["title"])
-                _redact_label_notes(data)
+            data = row.to_json() if no_redact else _redacted(row)
             data.pop("raw", None)
             if writer is not None:
                 flat = {

@@ -13,8 +13,9 @@ an error looks like, how order is kept) are tested without a terminal.
 - Every input line gives exactly one output object, in input order, with ``"line"`` (1-based).
   An empty line, undecodable bytes, a JSON object without text or a classifier failure give an
   object with an ``"error"`` field instead of the classification.
-- Entity texts are passed through :func:`~pipeline.nlp.pii.redact`, so an e-mail address or
-  phone number never reaches the output.
+- Entity texts are redacted in the context of their line
+  (:func:`~pipeline.nlp.pii.redact_part`), so an e-mail address or phone number never reaches
+  the output, and an order number after "订单号" is not mistaken for a phone number.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import IO, Any, Final
 
 from pipeline.items import Channel, Classification, Item, now_utc
 from pipeline.nlp.base import Classifier
-from pipeline.nlp.pii import redact
+from pipeline.nlp.pii import redact_part
 
 __all__ = [
     "CHUNK_LINES",
@@ -184,7 +185,12 @@ def _result(line: Line, c: Classification) -> dict[str, Any]:
         topics={k: round(float(v), 4) for k, v in c.topics.items()},
         urgency=c.urgency.value,
         entities=[
-            {"label": e.label, "text": redact(e.text), "start": e.start, "end": e.end}
+            {
+                "label": e.label,
+                "text": redact_part(line.text or "", e.text, e.start, e.end),
+                "start": e.start,
+                "end": e.end,
+            }
             for e in c.entities
         ],
         language=c.language,

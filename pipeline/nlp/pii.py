@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["EMAIL_RE", "PII_KINDS", "find_pii", "redact"]
+__all__ = ["EMAIL_RE", "PII_KINDS", "find_pii", "redact", "redact_part"]
 
 PII_KINDS: Final = ("card", "iban", "national_id", "bank_account", "email", "phone")
 
@@ -320,3 +320,26 @@ def redact(text: str) -> str:
         last = end
     parts.append(text[last:])
     return "".join(parts)
+
+
+def redact_part(text: str, part: str, start: int, end: int) -> str:
+    """``part`` (found at ``text[start:end]``, an entity's text) redacted the way :func:`redact`
+    redacts that stretch of ``text``.
+
+    Personal data is judged in its context: the 8 digits after "订单号" are an order number,
+    the same 8 digits on their own look like a phone number and would be shown as ``[phone]``.
+    When ``part`` is not what the offsets point at (a placeholder such as ``[email]``, or
+    offsets into another text) it is judged on its own.
+    """
+    if not 0 <= start <= end <= len(text) or text[start:end] != part:
+        return redact(part)
+    pieces: list[str] = []
+    last = start
+    for kind, a, b in find_pii(text):
+        if b <= start or a >= end:
+            continue
+        pieces.append(text[last : max(a, start)])
+        pieces.append(f"[{kind}]")
+        last = min(b, end)
+    pieces.append(text[last:end])
+    return "".join(pieces)

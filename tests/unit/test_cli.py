@@ -143,6 +143,37 @@ def test_collect_dry_run_writes_nothing(demo, tmp_path, capsys):
     assert not (tmp_path / "d.db").exists()
 
 
+def test_entities_are_shown_redacted_in_their_context(tmp_path, capsys):
+    # The lexicon keeps the raw address in its EMAIL entity; every view must redact it. The
+    # order number after 订单号 is an order number there, not the phone number it looks like.
+    data = tmp_path / "n.jsonl"
+    text = "订单号 48213579 还没发货, write to jane.doe@example.com"
+    data.write_text(
+        json.dumps({"id": "n1", "text": text, "created_at": "2026-11-23T10:00:00Z"}) + "\n",
+        encoding="utf-8",
+    )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"database: {{url: 'sqlite:///{tmp_path / 'd.db'}'}}\n"
+        "classifier: {kind: lexicon}\n"
+        "sources:\n  - {name: news, kind: file, channel: chat, path: n.jsonl}\n",
+        encoding="utf-8",
+    )
+    assert cli(capsys, "--config", str(cfg), "run", "--once", "--json")[0] == 0
+    listed = cli(capsys, "--config", str(cfg), "items", "list", "--json")[1]
+    queued = cli(capsys, "--config", str(cfg), "triage", "list", "--json")[1]
+    exported = cli(capsys, "--config", str(cfg), "export", "--format", "jsonl")[1]
+    rows = {
+        "items list": json.loads(listed),
+        "triage list": json.loads(queued),
+        "export": [json.loads(line) for line in exported.splitlines()],
+    }
+    for name, out in rows.items():
+        assert "jane.doe@example.com" not in json.dumps(out, ensure_ascii=False), name
+        shown = {e["label"]: e["text"] for e in out[0]["entities"]}
+        assert shown["EMAIL"] == "[email]" and shown["ORDER_ID"] == "48213579", name
+
+
 def test_broken_config_exits_2_naming_the_key(tmp_path, capsys):
     cfg = tmp_path / "prod.yaml"
     cfg.write_text("sources:\n  - {name: a, kind: rss2}\n", encoding="utf-8")

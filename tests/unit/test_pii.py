@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.nlp.pii import find_pii, redact
+from pipeline.nlp.pii import find_pii, redact, redact_part
 
 CASES: dict[str, Any] = yaml.safe_load(
     (Path(__file__).parents[1] / "data" / "nlp" / "pii_cases.yaml").read_text("utf-8")
@@ -197,3 +197,20 @@ def test_redacts_next_to_unspaced_scripts_and_more_ids(text: str, expect: str) -
 )
 def test_keeps_reference_numbers_and_bad_check_digits(text: str) -> None:
     assert find_pii(text) == []
+
+
+def test_a_part_is_redacted_in_its_context() -> None:
+    text = "订单号 48213579 还没发货, call 0123456789 or mail jane.doe@example.com"
+    order = text.index("48213579")
+    # On its own the order number looks like a phone number; next to 订单号 it is not one.
+    assert redact("48213579") == "[phone]"
+    assert redact_part(text, "48213579", order, order + 8) == "48213579"
+    at = text.index("jane")
+    assert redact_part(text, "jane.doe@example.com", at, len(text)) == "[email]"
+    # A part reaching over personal data keeps the rest of its words.
+    call = text.index("call")
+    assert redact_part(text, text[call : call + 18], call, call + 18) == "call [phone] or"
+    # A placeholder, or offsets that do not point at the part, are judged alone.
+    assert redact_part(text, "[email]", at, len(text)) == "[email]"
+    assert redact_part(text, "0123456789", 0, 10) == "[phone]"
+    assert redact_part(text, "0123456789", 50, 900) == "[phone]"
