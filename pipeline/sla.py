@@ -22,7 +22,19 @@ from pipeline.items import Channel, Classification, Item, Sentiment, SlaState, S
 
 # Direct channels: the customer wrote to us and expects an answer, whatever the mood.
 DIRECT_CHANNELS = frozenset({Channel.CHAT, Channel.EMAIL})
-_QUESTION = re.compile(r"[?\uff1f\u00bf]")  # ? and its full-width and Spanish forms
+_QUESTION = re.compile(
+    # a question mark: ASCII, full-width and Spanish opening
+    r"[?\uff1f\u00bf]"
+    # or a sentence that opens as a question or request, as people post without the mark:
+    # "WHERE IS MY PARCEL", "any update on my refund", "tolong cek pesanan saya"
+    r"|(?:^|[.!\n]\s*)(?:where\s+(?:is|are)|where's|when\s+(?:will|do|does|can|is)|how\s+long"
+    r"|how\s+(?:do|can)\s+i|can\s+(?:you|someone|anyone|somebody)|could\s+(?:you|someone)"
+    r"|is\s+(?:anyone|anybody)|any\s+update|anyone\s+there|please\s+(?:help|check|reply|respond)"
+    r"|di\s*mana|kapan|bilakah|macam\s+mana|bagaimana|apakah|adakah|tolong|mohon"
+    r"|d[óo]nde|cu[áa]ndo|alguien|pueden|podr[íi]an|por\s+favor)\b"
+    r"|哪里|什么时候|多久|能不能|为什么|吗\s*$",
+    re.IGNORECASE,
+)
 # A customer closing a conversation ("ok thanks", "makasih kak", "好的，谢谢") needs no answer: a
 # message made only of thanks, okays and emoji, with the words chat puts around them ("kak",
 # "min", "ya" in Indonesian and Malay, "bro", "so much"), which alone close nothing ("kak?" calls

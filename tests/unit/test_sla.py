@@ -59,6 +59,30 @@ def test_questions_complaints_urgent_need_reply_on_public_channels():
     assert needs_reply(item(Channel.SOCIAL, "meh"), cls("negative"))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WHERE IS MY PARCEL",
+        "any update on my refund",
+        "hi. can someone call me back",
+        "tolong cek pesanan saya",
+        "kapan paket saya sampai",
+        "por favor revisen mi pedido",
+        "你们周末营业吗",
+        "能不能快点发货",
+    ],
+)
+def test_a_question_without_a_question_mark_needs_reply(text):
+    assert needs_reply(item(Channel.SOCIAL, text), cls())
+
+
+@pytest.mark.parametrize(
+    "text", ["How great is this!", "What a lovely day", "Bila ada masalah, hubungi kami"]
+)
+def test_exclamations_and_statements_are_not_questions(text):
+    assert not needs_reply(item(Channel.SOCIAL, text), cls())
+
+
 def test_brand_posts_never_need_reply():
     assert not needs_reply(item(Channel.CHAT, "how can I help?", author_is_brand=True), cls())
 
