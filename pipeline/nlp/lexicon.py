@@ -286,6 +286,13 @@ _SAFETY: Final = _cue(
     r"|injur(?:y|ies|ed)\b|hurt\s+(?:my|me|him|her|our)\b|hospital(?:s|i[sz]ed)?\b"
     r"|allerg(?:y|ic|ies)\b|anaphyla\w*\b|chok(?:ed|ing)\b|poison(?:ed|ing)\b"
     r"|electric(?:al)?\s+shock\b|electrocut\w*\b"
+    # a swollen lithium battery can catch fire; gas, glass or metal in food, being sick
+    r"|(?:swollen|swelling|bulging|puffed[-\s]up|puffy)\s+batter(?:y|ies)\b"
+    r"|batter(?:y|ies)\b(?:\s+[\w']+){0,4}?\s+(?:swell(?:s|ed|ing)?|swollen|bulg(?:es|ed|ing)"
+    r"|puff(?:s|ed|ing)\s+up|leak(?:s|ed|ing))\b"
+    r"|gas\s+leak\w*\b|smell(?:s|ed|ing)?\s+(?:of\s+)?gas\b|carbon\s+monoxide\b"
+    r"|(?:piece|pieces|shard|shards|bits?|fragments?)\s+of\s+(?:broken\s+)?(?:glass|metal)\b"
+    r"|vomit(?:ed|ing|s)?\b"
     r"|(?:gave|giving|gives)\s+(?:me|him|her|us|my\s+\w+)\s+(?:an?\s+)?(?:electric\s+)?shock\b"
     # ms/id
     r"|(?:terbakar|berasap|kebakaran|meletup|letupan|meledak|(?:ke|ter|di)setrum|nyetrum"
@@ -333,6 +340,13 @@ _CHURN: Final = _cue(
     r"|switching\s+to\b|(?:going\s+to|will|gonna)\s+switch\b"
     r"|switch(?:ed)?\s+(?:to\s+)?(?:another|a\s+different|a\s+competitor|competitors?)\b"
     r"|moving\s+to\s+(?:a\s+)?competitor\b"
+    r"|(?:mov|switch|chang|tak)(?:e|es|ed|ing)?\s+(?:my|our)\s+(?:[\w-]+\s+){0,2}?(?:over\s+)?to"
+    r"\s+(?:(?:another|a\s+different|a\s+new)\s+(?:provider|supplier|company|bank|network"
+    r"|carrier|insurer|retailer|store|shop|operator|isp|brand)s?|(?:a\s+|your\s+)?competitors?)\b"
+    r"|(?:switch|chang)(?:e|es|ed|ing)?\s+(?:to\s+(?:a\s+)?(?:different|new)\s+)?(?:providers?"
+    r"|suppliers?|carriers?|banks?|insurers?|broadband\s+providers?)\b"
+    r"|port(?:ing)?\s+(?:my|our)\s+(?:number|numbers)\s+(?:out|away|to)\b|\bpac\s+code\b"
+    r"|(?:shop|shopping|go|going)\s+elsewhere\b"
     r"|(?:take|taking)\s+my\s+business\s+elsewhere\b|never\s+(?:buying|ordering|using)\b"
     r"|done\s+with\s+(?:you|this\s+company)\b|leaving\s+(?:you|for)\b"
     # ms/id
@@ -502,7 +516,10 @@ _ZH_CONTACT: Final = (
 )
 _REPEATED: Final = _cue(
     # en
-    r"(?:third|fourth|fifth|sixth|3rd|4th|5th|6th|nth|umpteenth)\s+time\b"
+    r"(?:third|fourth|fifth|sixth|3rd|4th|5th|6th|nth|umpteenth)\s+(?:time|e-?mail|call|message"
+    r"|complaint|letter|chat|ticket|request|follow[-\s]?up)s?\b"
+    r"|still\s+waiting\s+(?:for|on)\s+(?:a|an|any|your|the|my)\s+(?:reply|response|answer"
+    r"|call\s*back|return\s+call|update)\b"
     r"|again\s+and\s+again\b|over\s+and\s+over\b"
     r"|(?:emailed|e-mailed|called|messaged|contacted|phoned|written|wrote|chatted|dm'?e?d"
     r"|asked|complained|rang|reported)\b[^.!?\n]{0,30}?\b(?:\d+|two|three|four|five|six|several"

@@ -155,6 +155,24 @@ FIRES: list[tuple[str, str]] = [
     ("churn", "再也不买了"),
     ("churn", "以后换别家"),
     ("churn", "不會再用你們的服務"),
+    # English additions (2026-11-24 probe): leaving for another provider, swollen batteries,
+    # food that makes people sick, the fourth e-mail, a promised call back that never came
+    ("churn", "Been a customer 9 years. Moving my broadband to another provider end of the month"),
+    ("churn", "we're switching to a different supplier"),
+    ("churn", "I'm changing providers as soon as the contract allows"),
+    ("churn", "taking our account over to a competitor"),
+    ("churn", "porting my number out tomorrow"),
+    ("churn", "just requested my PAC code"),
+    ("churn", "I'll shop elsewhere from now on"),
+    ("safety", "The battery on my X5 swelled up and the back cover popped off"),
+    ("safety", "my laptop has a swollen battery"),
+    ("safety", "I can smell gas since your engineer left"),
+    ("safety", "found a piece of glass in my salad"),
+    ("safety", "my son was vomiting all night after the chicken"),
+    ("repeated", "This is my fourth email about the same broken dishwasher"),
+    ("repeated", "3rd complaint this month"),
+    ("repeated", "Still waiting on a callback that was promised on Monday"),
+    ("repeated", "still waiting for a reply to my email of the 3rd"),
     # -- escalation ----------------------------------------------------------------------------
     ("escalation", "saya akan lapor ke YLKI"),
     ("escalation", "akan saya sebarkan di medsos"),
@@ -254,6 +272,14 @@ QUIET: list[str] = [
     "God blesses you",
     "pure cinematic intoxication",
     "uninstalled and reinstalled the app, works now",
+    # moving house is not leaving a provider, a battery can be fine, a plan can change
+    "moving my desk to a new room",
+    "changed my address to a new one last week",
+    "taking my kids to a new school",
+    "battery life is great, lasts two days",
+    "still waiting for my parcel",
+    "this is my third order and all were perfect",
+    "Satan is throwing up his hands in surrender",
 ]
 
 
