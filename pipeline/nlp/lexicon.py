@@ -26,7 +26,8 @@ Spanish and Chinese forms. With ``rule = min(1, sum of the weights of distinct c
 and ``is_complaint`` is ``complaint_score >= 0.5``: one strong cue, two weak cues, or a weak
 cue with clearly negative sentiment, unless the text is clearly positive.
 
-**Urgency**: ``high`` for legal threats and safety hazards (always), and for churn intent,
+**Urgency**: ``high`` for legal threats, safety hazards and someone else in the customer's
+account or card (always), and for churn intent,
 public escalation or repeated contact unless the sentiment is positive; ``low`` for positive
 non-complaints and empty text; ``normal`` otherwise.
 
@@ -233,6 +234,10 @@ _LEGAL: Final = _cue(
     r"|small\s+claims|consumer\s+tribunal|tribunal|chargeback|charge\s+back|class\s+action)\b"
     r"|su(?:ing|ed)\b|sue\b(?=\s*(?:[.!?,]|$|you|them|your|the|this|for|over|if|unless))"
     r"|(?:to|in)\s+court\b|court\s+(?:case|action|order)\b"
+    r"|(?:report\w*\s+(?:this\s+|you\s+|it\s+|them\s+)?to|call\w*|contact\w*)\s+the\s+police\b"
+    r"|police\s+report\b|action\s+fraud\b"
+    r"|disput(?:e|ed|ing)\s+(?:the\s+|this\s+|a\s+|my\s+)?(?:charge|payment|transaction)s?\b"
+    r"|(?:raise|raised|raising|open|opened|opening|file|filed|filing)\s+a\s+dispute\b"
     # ms/id
     r"|(?:peguam|mahkamah|saman|tuntutan\s+mahkamah|tindakan\s+undang-undang|somasi\s+(?:kepada|ke)"
     r"|(?:laporan|report|repot)\s+polis"
@@ -292,12 +297,15 @@ _SAFETY: Final = _cue(
     r"|puff(?:s|ed|ing)\s+up|leak(?:s|ed|ing))\b"
     r"|gas\s+leak\w*\b|smell(?:s|ed|ing)?\s+(?:of\s+)?gas\b|carbon\s+monoxide\b"
     r"|(?:piece|pieces|shard|shards|bits?|fragments?)\s+of\s+(?:broken\s+)?(?:glass|metal)\b"
-    r"|vomit(?:ed|ing|s)?\b"
+    r"|vomit(?:ed|ing|s)?\b|diarrh?o?ea\b|emergency\s+vets?\b|vet\s+bills?\b"
+    r"|mou?ldy\b|mou?ld\s+(?:in|on|inside|growing|all\s+over)\b"
     r"|(?:gave|giving|gives)\s+(?:me|him|her|us|my\s+\w+)\s+(?:an?\s+)?(?:electric\s+)?shock\b"
     # ms/id
     r"|(?:terbakar|berasap|kebakaran|meletup|letupan|meledak|(?:ke|ter|di)setrum|nyetrum"
     r"|kena\s+setrum|renjatan|kejutan\s+elektrik|keracunan|terluka|cedera|cidera|luka\s+bakar"
-    r"|korslet\w*|konslet\w*|percikan\s+api|reaksi\s+alergi"
+    r"|korslet\w*|konslet\w*|percikan\s+api|reaksi\s+alergi|diare|mencret"
+    # "mau muntah lihat mukanya" is disgust, "anak saya muntah-muntah" is food poisoning
+    r"|(?<!mau\s)(?<!ingin\s)(?<!pengen\s)(?<!bikin\s)(?<!bikin\sgue\s)(?<!bikin\saku\s)muntah\w*"
     r"|(?:bikin|membuat|menyebabkan|jadi|kena)\s+alergi"
     r"|(?:masuk|dilarikan|dibawa|dirawat|larikan|bawa)\s+(?:ke\s+|di\s+)?(?:rumah\s+sakit|rs"
     r"|klinik|ugd|igd))\b"
@@ -305,7 +313,7 @@ _SAFETY: Final = _cue(
     r"|(?:incendio|incendi[óo]|se\s+incendi\w*|humo|quemadura|explot[óo]|intoxicaci[óo]n"
     r"|intoxicad[oa]s?|envenenad[oa]s?|descargas?\s+el[ée]ctricas?|cortocircuito|sobrecalent\w*"
     r"|(?:me|le|nos)\s+(?:dio|dieron|da)\s+(?:una\s+)?(?:descarga|corriente)"
-    r"|se\s+(?:prendi[óo]|ha\s+prendido)\s+fuego|(?:en|a)\s+urgencias|lesiones"
+    r"|se\s+(?:prendi[óo]|ha\s+prendido)\s+fuego|(?:en|a)\s+urgencias|lesiones|v[óo]mitos?|diarrea"
     r"|(?:me|se)\s+(?:quem[ée]|quem[óo]|lastim[ée]|lastim[óo]))\b"
     # pt
     r"|(?:inc[êe]ndio|queimaduras?|pegou\s+fogo|explodiu|choque\s+el[ée]trico"
@@ -328,9 +336,40 @@ _SAFETY: Final = _cue(
     r"|brand(?:gefahr|geruch|blasen?|loch|fleck|schaden))\b",
     # zh
     r"着火|著火|起火|自燃|冒烟|冒煙|冒火花|冒火星|爆炸|过敏|過敏|烧伤|燒傷|烫伤|燙傷|触电|觸電"
-    r"|漏电|漏電|电击|電擊|受伤|受傷|电池鼓包|電池鼓包"
+    r"|漏电|漏電|电击|電擊|受伤|受傷|电池鼓包|電池鼓包|上吐下泻|上吐下瀉|拉肚子|腹泻|腹瀉|呕吐|嘔吐"
     r"|中毒(?<![脑腦机機戏戲]中毒)|短路(?<![脑腦]短路)"
     r"|送医|送醫|进医院|進醫院",
+)
+# Someone else in the customer's account or card: money and data are moving now.
+_SECURITY: Final = _cue(
+    # en
+    r"(?:account|acct|email|profile|card|login|password)s?\s+(?:was|were|has\s+been|have\s+been"
+    r"|got|is|are|been)\s+(?:hacked|compromised|taken\s+over|breached|cloned|stolen)\b"
+    r"|hack(?:ed|ers?)\s+(?:into\s+)?(?:my|our)\s+(?:account|email|profile|card|login)\b"
+    r"|(?:someone|somebody|a\s+stranger)\s+(?:has\s+|had\s+)?(?:accessed|logged\s+into|hacked"
+    r"|got\s+into|broke\s+into|stole|is\s+using|used|changed)\s+(?:my|our)\b"
+    r"|unauthori[sz]ed\s+(?:transactions?|payments?|charges?|purchases?|access|log-?ins?"
+    r"|withdrawals?)\b|identity\s+theft\b"
+    r"|stole\s+(?:my|our)\s+(?:card|identity|details|money|account)\b"
+    r"|(?:card|bank|payment)\s+details\s+(?:were\s+|have\s+been\s+|got\s+)?stolen\b"
+    # ms/id
+    r"|(?:akun|akaun|rekening|kartu|kad)\s+(?:\w+\s+){0,2}?(?:di)?(?:bobol|retas|hack\w*|godam"
+    r"|curi)\b|(?:kena|terkena)\s+(?:hack|retas|godam|bobol)\b|diretas\b|dibobol\b|digodam\b"
+    r"|transaksi\s+(?:yang\s+)?(?:tidak|tak|bukan)\s+(?:dikenali|dikenal|saya\s+lakukan)\b"
+    # es/pt
+    r"|(?:(?:me\s+)?(?:han\s+)?hackead[oa]\s+(?:la|mi)\s+cuenta|me\s+han\s+hackeado"
+    r"|hackearon\s+(?:mi|la)\s+cuenta|(?:cuenta|tarjeta)\s+(?:fue\s+|ha\s+sido\s+)?(?:hackeada"
+    r"|robada|clonada|comprometida)|suplantaci[óo]n\s+de\s+identidad"
+    r"|cargos?\s+no\s+(?:autorizados?|reconocidos?)"
+    r"|conta\s+(?:foi\s+)?(?:hackeada|invadida|clonada)|cart[ãa]o\s+(?:foi\s+)?clonado"
+    r"|compras?\s+n[ãa]o\s+(?:autorizadas?|reconhecidas?)"
+    # fr/de
+    r"|compte\s+(?:a\s+[ée]t[ée]\s+)?pirat[ée]|piratage\s+de\s+(?:mon|notre)\s+compte"
+    r"|usurpation\s+d'identit[ée]"
+    r"|(?:konto|account|karte)\s+(?:\w+\s+){0,2}?gehackt|gehackt\s+worden|identit(?:ä|ae)tsdiebstahl"
+    r")\b",
+    # zh
+    r"(?:账号|帳號|账户|帳戶|卡|号)(?:被盗|被盜|被黑|被冒用)|盗刷|盜刷|被盗刷|被盜刷|异地登录|異地登錄",
 )
 _CHURN: Final = _cue(
     # en
@@ -347,7 +386,9 @@ _CHURN: Final = _cue(
     r"|suppliers?|carriers?|banks?|insurers?|broadband\s+providers?)\b"
     r"|port(?:ing)?\s+(?:my|our)\s+(?:number|numbers)\s+(?:out|away|to)\b|\bpac\s+code\b"
     r"|(?:shop|shopping|go|going)\s+elsewhere\b"
-    r"|(?:take|taking)\s+my\s+business\s+elsewhere\b|never\s+(?:buying|ordering|using)\b"
+    r"|(?:take|taking)\s+my\s+business\s+elsewhere\b"
+    r"|never\s+(?:buying|ordering|using|flying|shopping|staying|eating|booking|banking|dealing"
+    r"|coming\s+back|going\s+back|returning)\b|lost\s+(?:a|another|yourselves\s+a)\s+(?:loyal\s+)?customer\b"
     r"|done\s+with\s+(?:you|this\s+company)\b|leaving\s+(?:you|for)\b"
     # ms/id
     r"|(?:tutup|menutup|batal(?:kan)?|membatalkan|hapus)\s+(?:akaun|akun|langganan|rekening)\b"
@@ -406,6 +447,12 @@ _ESCALATION: Final = _cue(
     r"|(?:post|posting|share|sharing)\w*\s+(?:this\s+|it\s+)?everywhere\b|go(?:ing)?\s+viral\b"
     r"|tagging\b|regulators?\b|ombudsman\b|trading\s+standards\b"
     r"|better\s+business\s+bureau\b|bbb\b|consumer\s+(?:protection|affairs|council)\b"
+    r"|(?:ofcom|ofgem|ofwat|fca|ftc|cfpb|fcc|accc|acma|citizens\s+advice|attorney\s+general)\b"
+    r"|(?:my|our|local)\s+(?:mp|congress(?:man|woman)|senator|councill?or|assemblyman)\b"
+    r"|all\s+over\s+(?:twitter|x|facebook|tiktok|instagram|reddit|youtube|social\s+media"
+    r"|the\s+internet)\b"
+    r"|(?:going\s+to|gonna|will|i'll|about\s+to)\s+(?:leave|give|post|write)\s+(?:you\s+)?(?:a\s+|an\s+)?"
+    r"(?:1|one|zero|0)[-\s]star\b"
     # ms/id ("media sosial" alone is mostly news and photos of food: only with spreading it)
     r"|(?:kpdn\w*|viral\s+kan|viralkan|viralin|tularkan|ylki|bpsk|bpkn|fomca|ttpm|mcmc|skmm"
     r"|surat\s+pembaca|(?:biar|bagi)\s+viral)\b"
@@ -448,6 +495,7 @@ _ESCALATION: Final = _cue(
     r"|auf\s+)(?:sozialen\s+(?:medien|netzwerken)|social\s+media)\b",
     # zh
     r"曝光|黑猫投诉|黑貓投訴|消费者协会|消費者協會|消基會|消保官|工信部|找媒体|找媒體|找记者|找記者"
+    r"|工商局|工商部门|工商部門|市场监管|市場監管|市监局|市監局"
     r"|(?:发|發)到(?:网上|網上|微博|抖音|小红书|小紅書)|(?:挂|掛)(?:到|在)?(?:网上|網上|微博)",
 )
 
@@ -518,6 +566,11 @@ _REPEATED: Final = _cue(
     # en
     r"(?:third|fourth|fifth|sixth|3rd|4th|5th|6th|nth|umpteenth)\s+(?:time|e-?mail|call|message"
     r"|complaint|letter|chat|ticket|request|follow[-\s]?up)s?\b"
+    r"|(?:passed|transferred|bounced|pushed)\s+(?:around\s+)?from\s+(?:department|person|team"
+    r"|agent)\s+to\s+(?:department|person|team|agent)\b"
+    r"|(?:keep|kept)\s+(?:getting\s+|being\s+)?(?:transferred|passed\s+around|bounced\s+around"
+    r"|cut\s+off|disconnected|hung\s+up\s+on)\b"
+    r"|every\s+(?:single\s+)?time\s+i\s+(?:call|phone|ring|email|e-mail|chat|contact|message)\b"
     r"|still\s+waiting\s+(?:for|on)\s+(?:a|an|any|your|the|my)\s+(?:reply|response|answer"
     r"|call\s*back|return\s+call|update)\b"
     r"|again\s+and\s+again\b|over\s+and\s+over\b"
@@ -834,6 +887,24 @@ def _primary(language: str | None) -> str | None:
     return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower() or None
 
 
+_RULES: Final = (
+    _LEGAL,
+    _SAFETY,
+    _SECURITY,
+    _CHURN,
+    _ESCALATION,
+    _REPEATED,
+    _COMPLAINT_CUES,
+    _PHRASES,
+    sorted(_WORD_VALENCES.items()),
+    COMPLAINT_THRESHOLD,
+    TOPIC_THRESHOLD,
+)
+_RULES_DIGEST: Final = hashlib.sha256(json.dumps(_RULES).encode()).hexdigest()[:8]
+"""Every rule in one digest: part of :attr:`LexiconClassifier.version` (and so of the model
+classifier's), so new rules re-classify the items they would change when those are seen again."""
+
+
 class LexiconClassifier:
     """Rule- and lexicon-based classifier; see the module docstring for every rule."""
 
@@ -844,10 +915,13 @@ class LexiconClassifier:
     ) -> None:
         self.taxonomy: tuple[Topic, ...] = tuple(load_taxonomy() if taxonomy is None else taxonomy)
         self.products: tuple[str, ...] = tuple(products)
-        # The rules are code, but topics and products are configuration: a changed taxonomy or
-        # product list is a new model version, so stored items get classified again.
-        settings = json.dumps(
-            [[t.name, list(t.keywords)] for t in self.taxonomy] + [sorted(self.products)]
+        # A changed rule (a new urgency cue, say), taxonomy or product list is a new model
+        # version, so an item seen again after an upgrade or a config change is classified again.
+        settings = (
+            json.dumps(
+                [[t.name, list(t.keywords)] for t in self.taxonomy] + [sorted(self.products)]
+            )
+            + _RULES_DIGEST
         )
         self.version = f"{VERSION}+{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
         self._vader = SentimentIntensityAnalyzer()
@@ -860,6 +934,7 @@ class LexiconClassifier:
         self._cues = [(name, w, re.compile(p)) for name, w, p in _COMPLAINT_CUES]
         self._legal = re.compile(_LEGAL)
         self._safety = re.compile(_SAFETY)
+        self._security = re.compile(_SECURITY)
         self._churn = re.compile(_CHURN)
         self._escalation = re.compile(_ESCALATION)
         self._repeated = re.compile(_REPEATED)
@@ -922,11 +997,16 @@ class LexiconClassifier:
         return round(min(1.0, max(0.0, score)), 4)
 
     def urgency(self, text: str, sentiment: Sentiment, is_complaint: bool) -> Urgency:
-        """High for legal/safety always; churn/escalation/repeat contact unless positive."""
+        """High for legal/safety/security always; churn/escalation/repeat contact unless
+        positive."""
         if not text.strip():
             return Urgency.LOW
         folded = text.casefold()
-        if self._legal.search(folded) or self._safety.search(folded):
+        if (
+            self._legal.search(folded)
+            or self._safety.search(folded)
+            or self._security.search(folded)
+        ):
             return Urgency.HIGH
         if sentiment is not Sentiment.POSITIVE and (
             self._churn.search(folded)

@@ -1263,7 +1263,8 @@ def write_model_card(
         "have to be trained for every task at once.",
         "",
         "Urgency is the head's label raised to `high` by the lexicon's explicit cues (legal",
-        "threats, safety; churn, public escalation, repeated contact unless positive, in the",
+        "threats, safety, someone else in the account; churn,"
+        " public escalation, repeated contact unless positive, in the",
         "five languages and French, German and Portuguese). The head itself says `high` only",
         f"at p >= {MIN_PROBABILITY['urgency']['high']:g} (else its next label), in the",
         "scores below too: its silver `high` (lost or stolen cards, unrecognised payments)",

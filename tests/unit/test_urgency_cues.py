@@ -15,7 +15,9 @@ from pipeline.nlp.lexicon import (
     _ESCALATION,
     _LEGAL,
     _REPEATED,
+    _RULES,
     _SAFETY,
+    _SECURITY,
     LexiconClassifier,
     _alternatives,
     _by_first_char,
@@ -25,6 +27,7 @@ from pipeline.nlp.lexicon import (
 PATTERNS = {
     "legal": re.compile(_LEGAL),
     "safety": re.compile(_SAFETY),
+    "security": re.compile(_SECURITY),
     "churn": re.compile(_CHURN),
     "escalation": re.compile(_ESCALATION),
     "repeated": re.compile(_REPEATED),
@@ -173,6 +176,39 @@ FIRES: list[tuple[str, str]] = [
     ("repeated", "3rd complaint this month"),
     ("repeated", "Still waiting on a callback that was promised on Monday"),
     ("repeated", "still waiting for a reply to my email of the 3rd"),
+    # Second probe of the same day: regulators and MPs, threats to post, payment disputes, the
+    # police, food that made someone ill, being passed around, and someone else in the account
+    ("escalation", "I will be filing a complaint with the FCA about this"),
+    ("escalation", "Reported you to Ofcom"),
+    ("escalation", "I'm writing to my MP about this"),
+    ("escalation", "This will be all over Twitter tonight"),
+    ("escalation", "Going to leave a 1 star review everywhere I can"),
+    ("escalation", "我要投诉到工商局"),
+    ("legal", "I'm disputing the charge with my bank"),
+    ("legal", "I've raised a dispute with PayPal"),
+    ("legal", "Will be reporting this to Action Fraud"),
+    ("legal", "I'm reporting you to the police"),
+    ("churn", "You've lost a customer"),
+    ("churn", "I'm never flying with you again"),
+    ("safety", "Your product gave my dog diarrhoea and he's at the vet"),
+    ("safety", "there's mould in the baby formula"),
+    ("safety", "Makanan basi, anak saya sampai muntah-muntah"),
+    ("safety", "孩子吃了以后上吐下泻"),
+    ("safety", "mi hijo tuvo vómitos toda la noche"),
+    ("repeated", "I keep getting passed from department to department"),
+    ("repeated", "Every time I call I get cut off after an hour"),
+    ("security", "Someone stole my card details from your site"),
+    ("security", "My account was hacked and all my points are gone"),
+    ("security", "someone logged into my account and changed the email"),
+    ("security", "there are unauthorised transactions on my card"),
+    ("security", "Akun saya dibobol, saldo hilang semua"),
+    ("security", "akaun saya kena godam"),
+    ("security", "Me han hackeado la cuenta"),
+    ("security", "minha conta foi hackeada"),
+    ("security", "mon compte a été piraté"),
+    ("security", "mein Konto wurde gehackt"),
+    ("security", "我的账号被盗了"),
+    ("security", "信用卡被盗刷了"),
     # -- escalation ----------------------------------------------------------------------------
     ("escalation", "saya akan lapor ke YLKI"),
     ("escalation", "akan saya sebarkan di medsos"),
@@ -280,6 +316,18 @@ QUIET: list[str] = [
     "still waiting for my parcel",
     "this is my third order and all were perfect",
     "Satan is throwing up his hands in surrender",
+    # questions and praise near the new cues
+    "I dispute nothing, it was a great stay",
+    "Can I close the app while it updates?",
+    "Is the heater safe to leave on overnight?",
+    "I keep forgetting my password lol",
+    "Leaving a 5 star review, thank you!",
+    "Bagaimana cara ganti password akun?",
+    "El curso de hackeo ético estuvo genial",
+    "我想注销一个多余的子账号，怎么操作？",
+    "mau muntah lihat mukanya",
+    "bikin gue muntah",
+    "life hack: freeze the bread",
 ]
 
 
@@ -398,3 +446,20 @@ def test_chinese_alternatives_run_inside_mixed_runs_only() -> None:
         assert cue.search(text), text
     for text in ["no fire here", "起 火", "fo o"]:
         assert not cue.search(text), text
+
+
+def test_every_compiled_rule_is_in_the_version_digest() -> None:
+    """A cue kind missing from ``_RULES`` would change labels without a new model version, and
+    items seen again would keep the old ones."""
+    rules = repr(_RULES)
+    clf = LexiconClassifier()
+    compiled = [v for v in vars(clf).values() if isinstance(v, re.Pattern)]
+    compiled += [p for _name, _w, p in clf._cues]
+    assert len(compiled) >= 7
+    for pattern in compiled:
+        assert repr(pattern.pattern) in rules, pattern.pattern[:60]
+
+
+def test_security_is_high_urgency_whatever_the_sentiment(clf: LexiconClassifier) -> None:
+    [result] = clf.classify([_item("great, my account was hacked and you did nothing")])
+    assert result.urgency is Urgency.HIGH
