@@ -4,7 +4,8 @@ The store keeps the raw text; redaction happens at display time. Kinds, in prior
 two matches overlap:
 
 - ``card``: 13-19 digits, optionally in groups of 4+ separated by one space or dash, that pass
-  the Luhn check (so a random long number is left alone);
+  the Luhn check (so a random long number is left alone), and the 3-4 digit security code
+  right after "CVV", "CVC", "security code", "安全码" ...;
 - ``iban``: two letters, two check digits and 11-30 letters/digits (optionally in groups of four)
   whose mod-97 check is 1;
 - ``national_id``: a Malaysian MyKad number ``YYMMDD-PB-###G`` whose first six digits are a
@@ -12,7 +13,9 @@ two matches overlap:
   ...), a Singapore NRIC/FIN (``S1234567D``) whose check letter is right, and a 16-digit
   Indonesian NIK right after "NIK" or "KTP", a Spanish DNI/NIE (``12345678Z``, ``X1234567L``)
   and an 18-character Chinese resident ID (``11010519491231002X``) whose check letter or digit
-  is right (the Chinese one also needs a real birth date);
+  is right (the Chinese one also needs a real birth date), and a US Social Security number
+  (``078-05-1120``; without dashes only right after "SSN" or "social security") that could
+  have been issued;
 - ``bank_account``: 8-20 digits (in groups separated by one space or dash) only right after
   words that introduce an account: "account", "acc no", "a/c", "akaun", "rekening", "no rek",
   "cuenta", "银行账号" ... A bare long number is not called a bank account: too many order and
@@ -23,7 +26,8 @@ two matches overlap:
   year ranges, amounts next to a currency (``RM 12345678``, ``15.000.000 rupiah``), numbers glued
   to letters (``MY123456789SG``, ``#A12345``, the tail of ``PP-MY-1234567890``), and numbers
   right after "order", "invoice", "tracking", "ticket", "resi", "订单号" ...
-  (``order 123-4567890``).
+  (``order 123-4567890``). Right after a phone word ("tel", "Telefon", "WA", "hp" ...) slashes
+  and mixed separators count too (``Tel. 030/1234567``).
 
 "Glued to letters" means letters of scripts that put spaces between words. Chinese, Japanese
 and Thai do not, so ``我的手机13812345678，请回电`` still holds a phone number and
@@ -125,6 +129,29 @@ _CN_ID_RE: Final = re.compile(_starts(r"\w-") + r"\d{17}[\dXx]" + _ends(r"\w-"))
 _NIK_RE: Final = re.compile(
     r"\b(?:nik|ktp|no\.?\s*ktp)\s*(?:no\.?)?\s*[:#]?\s*(?P<id>\d{16})(?!\w)", re.IGNORECASE
 )
+_SSN_RE: Final = re.compile(
+    _starts(r"\w-") + r"(?P<area>\d{3})-(?P<group>\d{2})-(?P<serial>\d{4})" + _ends(r"\w-")
+)
+_SSN_BARE_RE: Final = re.compile(
+    r"\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\s*(?:is\s+)?[:#]?\s*"
+    r"(?P<area>\d{3})\s?(?P<group>\d{2})\s?(?P<serial>\d{4})(?!\w)",
+    re.IGNORECASE,
+)
+_SECURITY_CODE_RE: Final = re.compile(
+    r"(?:\b(?:cvv2?|cvc2?|csc|cid|security\s+code|card\s+code|kod\s+keselamatan"
+    r"|c[óo]digo\s+de\s+seguridad|kode\s+keamanan)|安全码|安全碼)"
+    r"\s*(?:is\s+|es\s+|adalah\s+)?[:#]?\s*(?P<code>\d{3,4})(?!\d)",
+    re.IGNORECASE,
+)
+"""The three or four digits on the back of a card, only right after their name: with the
+card number they are all a fraudster needs."""
+_PHONE_WORD_RE: Final = re.compile(
+    r"\b(?:tel|telp|telefon|telephone|phone|fon|mobil|mobile|handy|hp|whatsapp|wa)\.?\s*"
+    r"(?:no\.?|nr\.?|number|nummer)?\s*[:#]?\s*(?P<number>\+?\d[\d /.-]{5,20}\d)(?![\d\w])",
+    re.IGNORECASE,
+)
+"""A number right after a phone word, in the forms the unprompted pattern refuses (German
+``030/1234567``, slashes and mixed separators)."""
 _BANK_ACCOUNT_RE: Final = re.compile(
     r"(?:\b(?:bank\s+)?(?:account|acct|acc|a/c)\s*(?:no\.?|number|num|nr\.?|#)?"
     r"|\b(?:no\.?\s*|nombor\s+|nomor\s+)?(?:akaun|rekening|rek\.?|norek)(?:\s+bank)?"
@@ -211,7 +238,21 @@ def _national_ids(text: str) -> list[tuple[str, int, int]]:
     for m in _CN_ID_RE.finditer(text):
         if _cn_id_ok(m.group()):
             found.append(("national_id", m.start(), m.end()))
+    for m in _SSN_RE.finditer(text):
+        if _REFERENCE_BEFORE.search(text[max(0, m.start() - 30) : m.start()]):
+            continue  # "order 123-45-6789" is an order number, as for phones
+        if _ssn_ok(m.group("area"), m.group("group"), m.group("serial")):
+            found.append(("national_id", m.start(), m.end()))
+    for m in _SSN_BARE_RE.finditer(text):
+        if _ssn_ok(m.group("area"), m.group("group"), m.group("serial")):
+            found.append(("national_id", m.start("area"), m.end("serial")))
     return found
+
+
+def _ssn_ok(area: str, group: str, serial: str) -> bool:
+    """A US Social Security number as issued: no area 000, 666 or 9xx, no group 00 or serial
+    0000 (so most 3-2-4 dashed numbers that are not SSNs stay)."""
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
 def _bank_accounts(text: str) -> list[tuple[str, int, int]]:
@@ -237,6 +278,7 @@ def _cards(text: str) -> list[tuple[str, int, int]]:
         digits = "".join(groups)
         if 13 <= len(digits) <= 19 and _luhn_ok(digits):
             found.append(("card", m.start(), m.end()))
+    found += [("card", m.start("code"), m.end("code")) for m in _SECURITY_CODE_RE.finditer(text)]
     return found
 
 
@@ -281,6 +323,10 @@ def _phones(text: str) -> list[tuple[str, int, int]]:
         if not raw.startswith(("+", "(")) and _REFERENCE_BEFORE.search(before):
             continue
         found.append(("phone", start, end))
+    for m in _PHONE_WORD_RE.finditer(text):
+        raw = m.group("number")
+        if 8 <= sum(ch.isdigit() for ch in raw) <= 15 and not _DATE_RE.fullmatch(raw):
+            found.append(("phone", m.start("number"), m.end("number")))
     return found
 
 

@@ -178,6 +178,19 @@ def test_text_without_a_digit_or_at_sign_skips_every_finder(
         ("mi DNI es 12345678Z", "mi DNI es [national_id]"),
         ("NIE X1234567L, gracias", "NIE [national_id], gracias"),
         ("身份证号11010519491231002X", "身份证号[national_id]"),
+        # US Social Security numbers, card security codes, phones after a phone word
+        ("my ssn is 078-05-1120", "my ssn is [national_id]"),
+        ("SSN: 123 45 6789", "SSN: [national_id]"),
+        (
+            "card 4111 1111 1111 1111 exp 12/27 cvv 123",
+            "card [card] exp 12/27 cvv [card]",
+        ),
+        ("CVC: 4321 thanks", "CVC: [card] thanks"),
+        ("kode keamanan 123", "kode keamanan [card]"),
+        ("安全码123", "安全码[card]"),
+        ("Tel. 030/1234567", "Tel. [phone]"),
+        ("Telefon: 0171 / 123 45 67 bitte", "Telefon: [phone] bitte"),
+        ("hp 0812/3456/7890 ya", "hp [phone] ya"),
     ],
 )
 def test_redacts_next_to_unspaced_scripts_and_more_ids(text: str, expect: str) -> None:
@@ -193,6 +206,10 @@ def test_redacts_next_to_unspaced_scripts_and_more_ids(text: str, expect: str) -
         "身份证号110105194912310021",  # wrong check digit
         "MY123456789SG",  # still glued to Latin letters
         "ref X1234567Q",  # NIE shape, wrong letter
+        "order 123-45-6789",  # an order number in the shape of an SSN
+        "ref 900-12-3456",  # no SSN starts with 9
+        "security code 123456 from your app",  # six digits: a one-time code, not a CVV
+        "tel 12/11/2026",  # a date after a phone word
     ],
 )
 def test_keeps_reference_numbers_and_bad_check_digits(text: str) -> None:
