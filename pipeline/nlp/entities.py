@@ -5,11 +5,13 @@ which product, how much money, since when. Labels:
 
 - ``ORDER_ID``: order numbers (``order 123-4567890``, ``Order#B99999``, ``#A12345``,
   ``订单号 12345``, ``訂單號``, ``pesanan saya 88123451``, ``Bestellnummer``, Tokopedia's
-  ``INV/20261101/MPL/123456``) and parcel tracking numbers (``PP-MY-1234567``,
+  ``INV/20261101/MPL/123456``; also after "invoice", "booking", "Rechnung", "factura",
+  "tempahan", "发票", and airline or hotel codes with letters after "PNR", "booking ref",
+  "confirmation code": ``PNR 6XK2LM``) and parcel tracking numbers (``PP-MY-1234567``,
   ``MY123456789SG`` with a valid UPU check digit, ``1Z...`` UPS, or any id after "tracking",
   "AWB", "resi", "rastreio", "Sendungsnummer", "运单号", "運單號"). The entity is the
-  identifier only, without the "order no." or "#" in front of it.
-- ``TICKET``: support tickets and case references (``ticket #88231``, ``case no. 5512``,
+  identifier only, without the "order no." or "#" (or "number is") in front of it.
+- ``TICKET``: support tickets, case and claim references (``ticket #88231``, ``case no. 5512``,
   ``aduan 12345``, ``tiket saya CS-20391``, ``protocolo 2026112400123``, ``工单 98765``).
   The same reference words keep a number from being redacted as a phone number
   (:mod:`pipeline.nlp.pii`).
@@ -74,16 +76,27 @@ _WORDCHAR = r"[^\W" + _CJK + r"]"
 
 _ID_CORE = r"[A-Z]{0,3}\d[\d-]{2,}\d[A-Z]{0,3}"
 _MINE = r"(?:(?:saya|aku|ku|kami|anda)\s+)?"
+_IS = r"(?:(?:is|was|adalah|ialah|es|era|ist|est)\s+)?"
+"""Between the reference word and the id: "my order number is 12345678"."""
 """Indonesian and Malay put "my" after the noun: "pesanan saya 12345", "tiket saya CS-20391"."""
 _ORDER_RE: Final = re.compile(
     r"(?<![\w&])#(?P<a>[A-Z]{0,3}\d[\d-]{3,}\d[A-Z]{0,3})(?![\w-])"
     r"|\b(?:order|orders|pesanan|pedido|commande|bestellung|bestellnummer|bestell-nr\.?"
-    r"|auftragsnummer|encomenda|ordine)(?![A-Za-z])\s*"
+    r"|auftragsnummer|encomenda|ordine|invoice|inv|booking|reservation|tempahan|reserva"
+    r"|r[ée]servation|buchung|buchungsnummer|rechnung|rechnungsnummer|factura|fatura|facture"
+    r"|faktur|invois)(?![A-Za-z])\s*"
     + _MINE
-    + r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id|ref)?\s*[:#]?\s*(?P<b>"
+    + r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id|ref)?\s*"
+    + _IS
+    + r"[:#]?\s*(?P<b>"
     + _ID_CORE
     + r")(?![\w-])"
-    r"|(?:订单|訂單)(?:号|號|編號|编号)?\s*[:\uff1a#]?\s*(?P<c>" + _ID_CORE + r")(?![\w-])"
+    r"|(?:订单|訂單|发票|發票)(?:号|號|編號|编号)?\s*[:\uff1a#]?\s*(?P<c>"
+    + _ID_CORE
+    + r")(?![\w-])"
+    # airline and hotel booking codes have letters too ("PNR 6XK2LM"): after those words only
+    r"|\b(?:pnr|booking\s+(?:ref(?:erence)?|code)|confirmation\s+(?:code|number|no\.?)"
+    r"|kode\s+booking|localizador)\s*" + _IS + r"[:#]?\s*(?P<e>(?=[A-Z]*\d)[A-Z0-9]{5,8})(?![\w-])"
     # Tokopedia invoices, the order number Indonesian shoppers quote: INV/20261101/MPL/123456
     r"|(?<![\w/])(?P<d>INV/\d{8}/[A-Z]{2,6}/\d{6,12})(?![\w/])",
     _F,
@@ -92,7 +105,9 @@ _TRACKING_RE: Final = re.compile(
     r"(?:\b(?:tracking|track|awb|airway\s+bill|consignment|waybill|resi|no\.?\s*resi"
     r"|seguimiento|guía|rastreio|rastreamento|sendungsnummer|suivi)(?![A-Za-z])\s*"
     + _MINE
-    + r"(?:no\.?|number|num|id|code|#)?\s*[:#]?\s*"
+    + r"(?:no\.?|number|num|id|code|#)?\s*"
+    + _IS
+    + r"[:#]?\s*"
     r"|(?:运单号|快递单号|物流单号|運單號|快遞單號|物流單號)\s*[:\uff1a#]?\s*)"
     r"(?P<a>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9]|-(?=[A-Z0-9])){5,34})(?![\w-])"
     r"|(?<![\w-])(?P<b>[A-Z]{2,4}-[A-Z]{2}-\d{6,14})(?![\w-])"  # PP-MY-1234567
@@ -102,11 +117,13 @@ _TRACKING_RE: Final = re.compile(
 _S10_RE: Final = re.compile(r"(?<![\w-])[A-Z]{2}\d{9}[A-Z]{2}(?![\w-])")
 """UPU S10 item ids (``MY123456789SG``): accepted when the check digit is right."""
 _TICKET_RE: Final = re.compile(
-    r"(?:\b(?:ticket|tickets|case|ref|reference|complaint|incident|request|tiket|aduan|kes"
+    r"(?:\b(?:ticket|tickets|case|ref|reference|complaint|incident|request|claim|tiket|aduan|kes"
     r"|caso|reclamo|reclamaci[óo]n|solicitud|incidencia|protocolo|chamado|dossier"
     r"|ticketnummer|vorgangsnummer|fallnummer)(?![A-Za-z])\s*"
     + _MINE
-    + r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id)?\s*[:#]?\s*#?"
+    + r"(?:no\.?|number|num|nr\.?|n[º°o]\.?|id)?\s*"
+    + _IS
+    + r"[:#]?\s*#?"
     r"|(?:工单|投诉单|工单号|案例号|工單|客訴單)(?:号|號)?\s*[:\uff1a#]?\s*)"
     r"(?P<id>[A-Z]{0,4}-?\d[\d-]{2,}\d[A-Z]{0,3})(?![\w-])",
     _F,

@@ -97,11 +97,13 @@ _CURRENCY_AFTER: Final = re.compile(
     re.IGNORECASE,
 )
 _REFERENCE_BEFORE: Final = re.compile(
-    r"\b(?:order|invoice|tracking|track|ticket|case|ref|reference|receipt|awb|parcel|"
+    r"\b(?:order|invoice|tracking|track|ticket|case|claim|ref|reference|receipt|awb|parcel|"
+    r"booking|reservation|tempahan|reserva|buchung|rechnung|factura|fatura|facture|"
     r"shipment|consignment|account|acct|member|membership|pesanan|pedido|resi|tiket|aduan|"
     r"caso|incidencia|protocolo|chamado|encomenda|rastreio|commande|bestellung|bestellnummer|"
     r"auftragsnummer|sendungsnummer|ticketnummer|vorgangsnummer)"
-    r"\s*(?:(?:saya|aku|ku|kami|anda)\s+)?(?:no\.?|number|num|nr\.?|id|#)?\s*[:：#]?\s*$"
+    r"\s*(?:(?:saya|aku|ku|kami|anda)\s+)?(?:no\.?|number|num|nr\.?|id|#)?\s*"
+    r"(?:(?:is|was|adalah|ialah|es|era|ist|est)\s+)?[:：#]?\s*$"
     r"|(?:订单|訂單|单号|單號|运单|運單|快递单|快遞單|物流单|物流單|发票|發票|工单|工單|编号|編號"
     r"|注文番号|伝票番号)[号號]?\s*[:：#]?\s*$",
     re.IGNORECASE,
