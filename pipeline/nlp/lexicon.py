@@ -932,12 +932,16 @@ class LexiconClassifier:
         # Cue and urgency patterns are lowercase and run on case-folded text (faster than
         # re.IGNORECASE); the VADER phrases keep the case, VADER reads CAPS as emphasis.
         self._cues = [(name, w, re.compile(p)) for name, w, p in _COMPLAINT_CUES]
-        self._legal = re.compile(_LEGAL)
-        self._safety = re.compile(_SAFETY)
-        self._security = re.compile(_SECURITY)
-        self._churn = re.compile(_CHURN)
-        self._escalation = re.compile(_ESCALATION)
-        self._repeated = re.compile(_REPEATED)
+        self._always = [
+            ("legal", re.compile(_LEGAL)),
+            ("safety", re.compile(_SAFETY)),
+            ("security", re.compile(_SECURITY)),
+        ]
+        self._unless_positive = [
+            ("churn", re.compile(_CHURN)),
+            ("escalation", re.compile(_ESCALATION)),
+            ("repeated", re.compile(_REPEATED)),
+        ]
         self._topics = _KeywordIndex(self.taxonomy)
         self._entities = EntityExtractor(self.products, labels=_ENTITY_LABELS, reveal_pii=True)
 
@@ -996,23 +1000,25 @@ class LexiconClassifier:
         score = (1.0 - (1.0 - rule) * (1.0 - 0.6 * neg)) * (1.0 - 0.5 * pos)
         return round(min(1.0, max(0.0, score)), 4)
 
+    def urgency_cue(self, text: str, sentiment: Sentiment) -> str | None:
+        """The first urgency cue kind that holds for ``text``, or None: ``legal``, ``safety``
+        and ``security`` whatever the sentiment; ``churn``, ``escalation`` and ``repeated``
+        unless the sentiment is positive ("switching to you guys, best decision")."""
+        folded = text.casefold()
+        for kind, pattern in self._always:
+            if pattern.search(folded):
+                return kind
+        if sentiment is not Sentiment.POSITIVE:
+            for kind, pattern in self._unless_positive:
+                if pattern.search(folded):
+                    return kind
+        return None
+
     def urgency(self, text: str, sentiment: Sentiment, is_complaint: bool) -> Urgency:
-        """High for legal/safety/security always; churn/escalation/repeat contact unless
-        positive."""
+        """High when :meth:`urgency_cue` finds a cue; low for positive non-complaints."""
         if not text.strip():
             return Urgency.LOW
-        folded = text.casefold()
-        if (
-            self._legal.search(folded)
-            or self._safety.search(folded)
-            or self._security.search(folded)
-        ):
-            return Urgency.HIGH
-        if sentiment is not Sentiment.POSITIVE and (
-            self._churn.search(folded)
-            or self._escalation.search(folded)
-            or self._repeated.search(folded)
-        ):
+        if self.urgency_cue(text, sentiment) is not None:
             return Urgency.HIGH
         if sentiment is Sentiment.POSITIVE and not is_complaint:
             return Urgency.LOW

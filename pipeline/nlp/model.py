@@ -71,6 +71,16 @@ __all__ = [
 ]
 
 VERSION: Final = "model-1"
+CUE_COMPLAINT_WEIGHT: Final = 0.6
+"""How much an explicit urgency cue other than account security (a legal threat, a safety
+incident, churn, public escalation, repeated contact) counts as complaint evidence next to the
+head: ``score = 1 - (1 - head) * (1 - weight)``, the noisy-or the rule classifier uses for
+its strong cues. The head, trained on banking and review text, scored "I'm writing to my MP
+about this" 0.34 and "this will be all over Twitter tonight" 0.04."""
+COMPLAINT_CUE_KINDS: Final = frozenset({"legal", "safety", "churn", "escalation", "repeated"})
+"""Cue kinds that make a text a complaint; churn only when the sentiment is negative ("how do
+I close my account?" is a question, "you've lost a customer" a complaint). Someone else in the
+account ("my card was stolen") is urgent but not a complaint about the brand."""
 HEAD_TASKS: Final = ("sentiment", "complaint", "urgency")
 ANALYSIS_MAX_CHARS: Final = 4_000
 MANIFEST: Final = "manifest.json"
@@ -320,6 +330,7 @@ class ModelClassifier:
         parts.append(json.dumps([[t.name, t.description, list(t.examples)] for t in self.taxonomy]))
         parts.append(json.dumps(sorted(self.products)))
         parts.append(self._lexicon.version)
+        parts.append(f"cue-complaint:{CUE_COMPLAINT_WEIGHT}:{sorted(COMPLAINT_CUE_KINDS)}")
         parts.append(sorted(self.manifest.languages).__repr__())
         parts += [f"topics:{name}:{self._topic_heads[name]}" for name in sorted(self._topic_heads)]
         if self._sequence is not None:
@@ -429,13 +440,17 @@ class ModelClassifier:
     ) -> Classification:
         labels = tuple(Sentiment)
         sentiment = labels[int(np.argmax(proba))]
-        score = round(min(1.0, max(0.0, complaint_score)), 4)
-        is_complaint = score >= 0.5
+        score = min(1.0, max(0.0, complaint_score))
         urgency = Urgency(urgency_label)
+        cue = self._lexicon.urgency_cue(text, sentiment) if text.strip() else None
         if not text.strip():
             urgency = Urgency.LOW
-        elif self._lexicon.urgency(text, sentiment, is_complaint) is Urgency.HIGH:
+        elif cue is not None:
             urgency = Urgency.HIGH
+            if cue in COMPLAINT_CUE_KINDS and (cue != "churn" or sentiment is Sentiment.NEGATIVE):
+                score = 1.0 - (1.0 - score) * (1.0 - CUE_COMPLAINT_WEIGHT)
+        score = round(score, 4)
+        is_complaint = score >= 0.5
         primary = _primary(language)
         return Classification(
             model_version=self.version,

@@ -132,6 +132,36 @@ def test_language_outside_the_detectors_first_set_is_named_and_flagged(
     assert ru.sentiment is Sentiment.NEGATIVE
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This will be all over Twitter tonight",
+        "I'm writing to my MP about this",
+        "there's mould in the baby formula",
+        "I keep getting passed from department to department",
+    ],
+)
+def test_an_explicit_cue_makes_a_complaint(classifier: ModelClassifier, text: str) -> None:
+    """The heads scored these 0.04-0.34 (2026-11-24); the cue is complaint evidence too."""
+    (c,) = classifier.classify([_item(text)])
+    assert c.urgency is Urgency.HIGH
+    assert c.is_complaint and c.complaint_score >= 0.6
+
+
+def test_calm_churn_question_and_stolen_card_get_no_complaint_boost(
+    classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Churn in a calm question and someone else in the account are urgent, but their
+    complaint score is the head's alone."""
+    items = [_item("How do I close my account?", 1), _item("My card was stolen last night", 2)]
+    boosted = classifier.classify(items)
+    monkeypatch.setattr("pipeline.nlp.model.CUE_COMPLAINT_WEIGHT", 0.0)
+    plain = classifier.classify(items)
+    assert [c.urgency for c in boosted] == [Urgency.HIGH, Urgency.HIGH]
+    assert boosted[0].sentiment is not Sentiment.NEGATIVE
+    assert [c.complaint_score for c in boosted] == [c.complaint_score for c in plain]
+
+
 def test_title_is_read(classifier: ModelClassifier) -> None:
     (c,) = classifier.classify([_item("see title", 1, title="Worst kettle ever, it leaks")])
     assert c.sentiment is Sentiment.NEGATIVE
