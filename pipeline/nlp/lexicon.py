@@ -623,6 +623,34 @@ _REPEATED: Final = _cue(
     r"|回应|回應)|(?:收到)?(?:任何)?(?:回复|回覆|回应|回應|答复|答覆|回音|下文|回电|回電))",
 )
 
+# --- thanks for a problem solved --------------------------------------------------------------
+# "Thank you! Fixed in 10 minutes", "terima kasih, refund sudah masuk", "问题已经解决了，谢谢":
+# the problem words pull a frozen encoder towards a negative complaint. Thanks plus a word of
+# resolution, with no negation, contrast, "still", "again" or "also" anywhere in the text (so
+# "thanks, but it is still broken" and "thanks for fixing X, Y is also wrong" do not count).
+_THANKS: Final = (
+    r"(?:\b(?:thank(?:s|\s+you|\s+u)?|thx|tq|ty|cheers|much\s+appreciated|kudos|terima\s*kasih"
+    r"|makasih|trims|gracias|obrigad[oa]|merci|danke)\b|谢谢|謝謝|感谢|感謝|多谢|多謝)"
+)
+_RESOLVED: Final = (
+    r"(?:\b(?:(?:works?|working|runs?|running)\s+(?:again|now|fine|perfectly|great)"
+    r"|fixed|sorted(?:\s+out)?|resolved|solved|came\s+through|all\s+good\s+now"
+    r"|got\s+(?:my|a|the)\s+(?:full\s+)?refund|refund(?:ed)?\s+(?:has\s+)?(?:arrived|came\s+through"
+    r"|went\s+through|landed)|received\s+(?:my|the)\s+refund"
+    r"|back\s+(?:up\s+and\s+running|online|to\s+normal)"
+    r"|(?:sudah|udah|sdh|dah|telah)\s+(?:masuk|diterima|sampai|selesai|beres|normal|bisa|boleh"
+    r"|kembali|cair|diganti|dikembalikan|dipulangkan|settle|ok(?:ay)?)|teratasi"
+    r"|ya\s+(?:me\s+)?(?:lleg[óo]|funciona)|solucionad[oa]|resuelt[oa]|arreglad[oa]"
+    r"|resolvid[oa]|r[ée]solu|r[ée]par[ée]|behoben|gel(?:ö|oe)st)\b"
+    r"|解决了|已解决|解決了|已解決|收到了|已收到|到账了|到帳了|好了|恢复了|恢復了|处理好了|處理好了)"
+)
+_NOT_RESOLVED: Final = (
+    r"(?:\b(?:not|no|never|nothing|still|but|however|though|although|yet|again|also|another"
+    r"|unfortunately|except|until|belum|tidak|tak|gak|ga|nggak|enggak|bukan|masih|tapi|tetapi"
+    r"|namun|lagi|juga|pero|nunca|nada|todav[íi]a|a[úu]n|tambi[ée]n|n[ãa]o|ainda|mas|tamb[ée]m"
+    r"|pas|toujours|mais|nicht|kein\w*|noch|aber)\b|n't|没|沒|未|不|但|可是|还是|還是|仍|又|再|也)"
+)
+
 # --- sentiment: VADER additions ------------------------------------------------------------
 
 # Word valences (VADER's scale, -4..4) that VADER lacks or that read wrong in customer care.
@@ -888,6 +916,9 @@ def _primary(language: str | None) -> str | None:
 
 
 _RULES: Final = (
+    _THANKS,
+    _RESOLVED,
+    _NOT_RESOLVED,
     _LEGAL,
     _SAFETY,
     _SECURITY,
@@ -932,6 +963,9 @@ class LexiconClassifier:
         # Cue and urgency patterns are lowercase and run on case-folded text (faster than
         # re.IGNORECASE); the VADER phrases keep the case, VADER reads CAPS as emphasis.
         self._cues = [(name, w, re.compile(p)) for name, w, p in _COMPLAINT_CUES]
+        self._thanks = re.compile(_THANKS)
+        self._resolved = re.compile(_RESOLVED)
+        self._not_resolved = re.compile(_NOT_RESOLVED)
         self._always = [
             ("legal", re.compile(_LEGAL)),
             ("safety", re.compile(_SAFETY)),
@@ -999,6 +1033,16 @@ class LexiconClassifier:
         neg, pos = max(0.0, -compound), max(0.0, compound)
         score = (1.0 - (1.0 - rule) * (1.0 - 0.6 * neg)) * (1.0 - 0.5 * pos)
         return round(min(1.0, max(0.0, score)), 4)
+
+    def resolved_thanks(self, text: str) -> bool:
+        """Thanks for a problem solved, with nothing in the text saying it is not (see
+        :data:`_RESOLVED`)."""
+        folded = text.casefold()
+        return bool(
+            self._thanks.search(folded)
+            and self._resolved.search(folded)
+            and not self._not_resolved.search(folded)
+        )
 
     def urgency_cue(self, text: str, sentiment: Sentiment) -> str | None:
         """The first urgency cue kind that holds for ``text``, or None: ``legal``, ``safety``

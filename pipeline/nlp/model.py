@@ -81,6 +81,11 @@ COMPLAINT_CUE_KINDS: Final = frozenset({"legal", "safety", "churn", "escalation"
 """Cue kinds that make a text a complaint; churn only when the sentiment is negative ("how do
 I close my account?" is a question, "you've lost a customer" a complaint). Someone else in the
 account ("my card was stolen") is urgent but not a complaint about the brand."""
+THANKS_WEIGHT: Final = 0.6
+"""Thanks for a problem solved (:meth:`LexiconClassifier.resolved_thanks`) as evidence next to
+the heads: ``positive = 1 - (1 - head) * (1 - weight)`` (the other two classes scaled to fill
+the rest) and ``complaint = head * (1 - weight)``. The heads read the problem words ("Thank
+you! Had E07 every morning ... Fixed in 10 minutes" was a negative post in the demo queue)."""
 HEAD_TASKS: Final = ("sentiment", "complaint", "urgency")
 ANALYSIS_MAX_CHARS: Final = 4_000
 MANIFEST: Final = "manifest.json"
@@ -331,6 +336,7 @@ class ModelClassifier:
         parts.append(json.dumps(sorted(self.products)))
         parts.append(self._lexicon.version)
         parts.append(f"cue-complaint:{CUE_COMPLAINT_WEIGHT}:{sorted(COMPLAINT_CUE_KINDS)}")
+        parts.append(f"thanks:{THANKS_WEIGHT}")
         parts.append(sorted(self.manifest.languages).__repr__())
         parts += [f"topics:{name}:{self._topic_heads[name]}" for name in sorted(self._topic_heads)]
         if self._sequence is not None:
@@ -439,8 +445,11 @@ class ModelClassifier:
         entities: Sequence[Entity],
     ) -> Classification:
         labels = tuple(Sentiment)
-        sentiment = labels[int(np.argmax(proba))]
         score = min(1.0, max(0.0, complaint_score))
+        if text.strip() and self._lexicon.resolved_thanks(text):
+            proba = _with_positive_evidence(proba, THANKS_WEIGHT)
+            score *= 1.0 - THANKS_WEIGHT
+        sentiment = labels[int(np.argmax(proba))]
         urgency = Urgency(urgency_label)
         cue = self._lexicon.urgency_cue(text, sentiment) if text.strip() else None
         if not text.strip():
@@ -466,6 +475,16 @@ class ModelClassifier:
             language=language,
             language_supported=primary is None or primary in self.manifest.languages,
         )
+
+
+def _with_positive_evidence(proba: np.ndarray, weight: float) -> np.ndarray:
+    """``proba`` (negative, neutral, positive) after independent evidence for positive."""
+    out = np.asarray(proba, dtype=np.float64).copy()
+    positive = 1.0 - (1.0 - out[2]) * (1.0 - weight)
+    rest = out[0] + out[1]
+    out[:2] = out[:2] * ((1.0 - positive) / rest) if rest > 0 else 0.0
+    out[2] = positive
+    return out
 
 
 def _reorder(

@@ -327,3 +327,42 @@ def test_long_text_is_scored_in_chunks_with_the_same_verdict(clf: LexiconClassif
     assert result.is_complaint is True
     wall = classify_one(clf, "😡" * 20_000)
     assert wall.sentiment == Sentiment.NEGATIVE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thank you! Had E07 every morning for a week. Fixed in 10 minutes.",
+        "works fine now after the update, cheers",
+        "got my full refund today, thanks Sam",
+        "Terima kasih, dana refund sudah masuk ke rekening saya",
+        "makasih min, akunnya sudah bisa dipakai",
+        "terima kasih banyak, masalah akaun saya dah selesai",
+        "Gracias, ya me llegó el reembolso",
+        "问题已经解决了，谢谢客服小姐姐",
+        "谢谢，退款已经收到了",
+    ],
+)
+def test_thanks_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
+    assert clf.resolved_thanks(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thanks but the problem is still not fixed",
+        "Thanks for fixing the login. My bill is also wrong",
+        "thanks for nothing, sorted my foot",
+        "fixed? thanks, it broke again an hour later",
+        "thank you, though it isn't resolved",
+        "terima kasih tapi masalahnya masih belum selesai",
+        "makasih, tapi refund belum masuk",
+        "gracias, pero todavía no funciona",
+        "谢谢，但是问题还是没解决",
+        "谢谢，退款还没收到",
+        "it is fixed now",  # no thanks: left to the heads
+        "thanks for the quick reply",  # no resolution
+    ],
+)
+def test_thanks_that_is_not_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
+    assert not clf.resolved_thanks(text)

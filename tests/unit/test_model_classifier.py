@@ -162,6 +162,25 @@ def test_calm_churn_question_and_stolen_card_get_no_complaint_boost(
     assert [c.complaint_score for c in boosted] == [c.complaint_score for c in plain]
 
 
+def test_thanks_for_a_solved_problem_is_positive_and_no_complaint(
+    classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the demo queue, where the heads called it negative: the problem words win."""
+    text = (
+        "Thank you! Had E07 every morning for a week, the filter was completely white. "
+        "Fixed in 10 minutes. Brewista, please put this in the manual."
+    )
+    (c,) = classifier.classify([_item(text)])
+    assert c.sentiment is Sentiment.POSITIVE and not c.is_complaint
+    assert sum(c.sentiment_scores.values()) == pytest.approx(1.0, abs=1e-3)
+    still = [_item("Thank you, I thought it was fixed but E07 is still there every morning")]
+    (with_rule,) = classifier.classify(still)
+    monkeypatch.setattr("pipeline.nlp.model.THANKS_WEIGHT", 0.0)
+    (without,) = classifier.classify(still)
+    assert with_rule.sentiment_scores == without.sentiment_scores
+    assert with_rule.complaint_score == without.complaint_score
+
+
 def test_title_is_read(classifier: ModelClassifier) -> None:
     (c,) = classifier.classify([_item("see title", 1, title="Worst kettle ever, it leaks")])
     assert c.sentiment is Sentiment.NEGATIVE
