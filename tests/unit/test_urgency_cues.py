@@ -328,6 +328,8 @@ QUIET: list[str] = [
     "mau muntah lihat mukanya",
     "bikin gue muntah",
     "life hack: freeze the bread",
+    "someone changed my delivery slot without asking",
+    "somebody used my coupon code before me",
 ]
 
 
