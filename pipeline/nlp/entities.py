@@ -74,7 +74,7 @@ _WORDCHAR = r"[^\W" + _CJK + r"]"
 
 # --- identifiers -----------------------------------------------------------------------------
 
-_ID_CORE = r"[A-Z]{0,3}\d[\d-]{2,}\d[A-Z]{0,3}"
+_ID_CORE = r"(?:[A-Z]{1,4}-)?[A-Z]{0,3}\d[\d-]{2,}\d[A-Z]{0,3}"
 _MINE = r"(?:(?:saya|aku|ku|kami|anda)\s+)?"
 _IS = r"(?:(?:is|was|adalah|ialah|es|era|ist|est)\s+)?"
 """Between the reference word and the id: "my order number is 12345678"."""
