@@ -973,7 +973,8 @@ class LexiconClassifier:
             ("safety", re.compile(_SAFETY)),
             ("security", re.compile(_SECURITY)),
         ]
-        self._unless_positive = [
+        self._all_cues = [
+            *self._always,
             ("churn", re.compile(_CHURN)),
             ("escalation", re.compile(_ESCALATION)),
             ("repeated", re.compile(_REPEATED)),
@@ -1046,25 +1047,19 @@ class LexiconClassifier:
             and not self._not_resolved.search(folded)
         )
 
-    def urgency_cue(self, text: str, sentiment: Sentiment) -> str | None:
-        """The first urgency cue kind that holds for ``text``, or None: ``legal``, ``safety``
-        and ``security`` whatever the sentiment; ``churn``, ``escalation`` and ``repeated``
-        unless the sentiment is positive ("switching to you guys, best decision")."""
+    def urgency_cues(self, text: str, sentiment: Sentiment) -> tuple[str, ...]:
+        """Every urgency cue kind that holds for ``text``: ``legal``, ``safety`` and
+        ``security`` whatever the sentiment; ``churn``, ``escalation`` and ``repeated`` unless
+        the sentiment is positive ("switching to you guys, best decision")."""
         folded = text.casefold()
-        for kind, pattern in self._always:
-            if pattern.search(folded):
-                return kind
-        if sentiment is not Sentiment.POSITIVE:
-            for kind, pattern in self._unless_positive:
-                if pattern.search(folded):
-                    return kind
-        return None
+        kinds = self._always if sentiment is Sentiment.POSITIVE else self._all_cues
+        return tuple(kind for kind, pattern in kinds if pattern.search(folded))
 
     def urgency(self, text: str, sentiment: Sentiment, is_complaint: bool) -> Urgency:
-        """High when :meth:`urgency_cue` finds a cue; low for positive non-complaints."""
+        """High when :meth:`urgency_cues` finds a cue; low for positive non-complaints."""
         if not text.strip():
             return Urgency.LOW
-        if self.urgency_cue(text, sentiment) is not None:
+        if self.urgency_cues(text, sentiment):
             return Urgency.HIGH
         if sentiment is Sentiment.POSITIVE and not is_complaint:
             return Urgency.LOW

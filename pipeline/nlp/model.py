@@ -451,12 +451,15 @@ class ModelClassifier:
             score *= 1.0 - THANKS_WEIGHT
         sentiment = labels[int(np.argmax(proba))]
         urgency = Urgency(urgency_label)
-        cue = self._lexicon.urgency_cue(text, sentiment) if text.strip() else None
+        cues = self._lexicon.urgency_cues(text, sentiment) if text.strip() else ()
         if not text.strip():
             urgency = Urgency.LOW
-        elif cue is not None:
+        elif cues:
             urgency = Urgency.HIGH
-            if cue in COMPLAINT_CUE_KINDS and (cue != "churn" or sentiment is Sentiment.NEGATIVE):
+            if any(
+                cue in COMPLAINT_CUE_KINDS and (cue != "churn" or sentiment is Sentiment.NEGATIVE)
+                for cue in cues
+            ):
                 score = 1.0 - (1.0 - score) * (1.0 - CUE_COMPLAINT_WEIGHT)
         score = round(score, 4)
         is_complaint = score >= 0.5

@@ -455,11 +455,17 @@ def test_every_compiled_rule_is_in_the_version_digest() -> None:
     items seen again would keep the old ones."""
     rules = repr(_RULES)
     clf = LexiconClassifier()
-    compiled = [p for _kind, p in [*clf._always, *clf._unless_positive]]
+    compiled = [p for _kind, p in clf._all_cues]
     compiled += [p for _name, _w, p in clf._cues]
     assert len(compiled) >= 7
     for pattern in compiled:
         assert repr(pattern.pattern) in rules, pattern.pattern[:60]
+
+
+def test_every_cue_that_holds_is_named(clf: LexiconClassifier) -> None:
+    text = "my account was hacked, I'm closing my account and calling my lawyer"
+    assert clf.urgency_cues(text, Sentiment.NEGATIVE) == ("legal", "security", "churn")
+    assert clf.urgency_cues(text, Sentiment.POSITIVE) == ("legal", "security")
 
 
 def test_security_is_high_urgency_whatever_the_sentiment(clf: LexiconClassifier) -> None:
