@@ -1582,6 +1582,23 @@ def eval_command(
             ),
         )
     console.print(summary)
+    own = {
+        n: result.results[n]["gold_labels_only"]
+        for n in names
+        if "gold_labels_only" in result.results[n]
+    }
+    if own:
+        first = next(iter(own.values()))
+        table = Table(
+            title=f"choosing only among the file's labels ({escape(', '.join(first['labels']))})",
+            title_justify="left",
+        )
+        table.add_column("metric")
+        for name in own:
+            table.add_column(escape(name), justify="right")
+        table.add_row("accuracy", *(f"{m['accuracy']:.3f}" for m in own.values()))
+        table.add_row("macro-F1", *(f"{m['macro_f1']:.3f}" for m in own.values()))
+        console.print(table)
     for name in names:
         matrix = Table(
             title=f"confusion: {escape(name)} (rows gold, columns predicted)", title_justify="left"

@@ -12,6 +12,13 @@ Both classifiers see exactly the same texts (as :class:`~pipeline.items.Item` ob
 optional ``language`` column) and are scored with the same
 :func:`~pipeline.nlp.train.metrics`: accuracy, macro-F1, per-class precision/recall/F1, and the
 confusion matrix (rows = gold, columns = predicted).
+
+**Files with fewer sentiment labels than the model.** Most review corpora are binary (negative /
+positive, no neutral). Scored as they are, every ``neutral`` answer counts as wrong and the
+neutral column drags macro-F1 towards 0.5 whatever the model knows. So when a sentiment file
+uses only some of the three labels, each classifier is also scored on the choice among the
+file's own labels (the most probable of them by ``sentiment_scores``), reported as
+``gold_labels_only``, which is how such corpora are usually scored.
 """
 
 from __future__ import annotations
@@ -96,12 +103,24 @@ def evaluate(
         )
         for i, row in enumerate(rows)
     ]
+    gold_set = {row.label for row in rows}
+    # Binary (or single-label-missing) sentiment files: also score the choice among their labels.
+    own_labels = (
+        [label for label in TASKS[task] if label in gold_set]
+        if task == "sentiment" and 2 <= len(gold_set) < len(TASKS[task])
+        else []
+    )
     results: dict[str, dict[str, Any]] = {}
     for classifier in classifiers:
         predicted: list[str] = []
+        restricted: list[str] = []
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            predicted += [_prediction(task, c) for c in classifier.classify(chunk)]
+            for c in classifier.classify(chunk):
+                predicted.append(_prediction(task, c))
+                if own_labels:
+                    scores = c.sentiment_scores
+                    restricted.append(max(own_labels, key=lambda lab: scores.get(lab, 0.0)))
             if progress is not None:
                 progress(len(chunk))
         gold = [row.label for row in rows]
@@ -115,4 +134,6 @@ def evaluate(
         else:
             labels = list(TASKS[task])
         results[classifier.version] = metrics(gold, predicted, labels)
+        if own_labels:
+            results[classifier.version]["gold_labels_only"] = metrics(gold, restricted, own_labels)
     return EvalResult(task=task, path=str(path), n=len(rows), results=results)

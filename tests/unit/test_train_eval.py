@@ -142,6 +142,49 @@ def test_eval_prints_both_classifiers_side_by_side(
     assert code == 0 and "macro-F1" in out and "confusion" in out
 
 
+def test_a_binary_sentiment_file_is_also_scored_among_its_own_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review corpora label only negative / positive: every neutral answer is wrong there, so
+    the choice between the file's own two labels is scored as well."""
+    data = tmp_path / "binary.csv"
+    data.write_text(
+        "text,label\n"
+        "质量太差了，用了两天就坏了，千万别买,negative\n"
+        "The parcel never arrived and support ignores me,negative\n"
+        "Terrible app: crashes every time I open it,negative\n"
+        "物流很快，包装完好，非常满意,positive\n"
+        "Love it - works perfectly and the staff were lovely,positive\n"
+        "Great value and I would buy again,positive\n",
+        encoding="utf-8",
+    )
+    cfg = _write(tmp_path / "c.yaml", "classifier:\n  kind: model\n")
+    code, out, err = cli(capsys, "--config", str(cfg), "eval", "--data", str(data), "--json")
+    assert code == 0, err
+    for version, m in json.loads(out)["classifiers"].items():
+        own = m["gold_labels_only"]
+        assert own["labels"] == ["negative", "positive"], version
+        assert sum(map(sum, own["confusion"])) == 6
+        assert own["accuracy"] >= m["accuracy"]
+    model = next(m for v, m in json.loads(out)["classifiers"].items() if v.startswith("model"))
+    assert model["gold_labels_only"]["accuracy"] == 1.0
+    code, out, _ = cli(capsys, "--config", str(cfg), "eval", "--data", str(data))
+    assert code == 0 and "choosing only" in out
+    # A file with all three labels gets no such extra score.
+    code, out, _ = cli(
+        capsys,
+        "eval",
+        "--data",
+        str(DATA / "eval_sentiment.csv"),
+        "--text-col",
+        "review",
+        "--label-col",
+        "gold",
+        "--json",
+    )
+    assert all("gold_labels_only" not in m for m in json.loads(out)["classifiers"].values())
+
+
 def test_eval_bad_column_or_file_is_one_line_with_a_hint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
