@@ -632,7 +632,9 @@ _REPEATED: Final = _cue(
 # "thanks, but it is still broken" and "thanks for fixing X, Y is also wrong" do not count).
 _THANKS: Final = (
     r"(?:\b(?:thank(?:s|\s+you|\s+u)?|thx|tq|ty|cheers|much\s+appreciated|kudos|terima\s*kasih"
-    r"|makasih|trims|gracias|obrigad[oa]|merci|danke)\b|谢谢|謝謝|感谢|感謝|多谢|多謝)"
+    r"|makasih|trims|gracias|obrigad[oa]|merci|danke)\b|谢谢|謝謝|感谢|感謝|多谢|多謝"
+    # Chinese shoppers thank with praise: "点赞" (a like), "好评" (a good review), "给力".
+    r"|点赞|點讚|点个赞|點個讚|赞一个|讚一個|好评|好評|给力|給力)"
 )
 _RESOLVED: Final = (
     r"(?:\b(?:(?:works?|working|runs?|running)\s+(?:again|now|fine|perfectly|great)"
@@ -644,7 +646,8 @@ _RESOLVED: Final = (
     r"|kembali|cair|diganti|dikembalikan|dipulangkan|settle|ok(?:ay)?)|teratasi"
     r"|ya\s+(?:me\s+)?(?:lleg[óo]|funciona)|solucionad[oa]|resuelt[oa]|arreglad[oa]"
     r"|resolvid[oa]|r[ée]solu|r[ée]par[ée]|behoben|gel(?:ö|oe)st)\b"
-    r"|解决了|已解决|解決了|已解決|收到了|已收到|到账了|到帳了|好了|恢复了|恢復了|处理好了|處理好了)"
+    r"|解决了|已解决|解決了|已解決|收到了|已收到|到账了|到帳了|好了|恢复了|恢復了|处理好了|處理好了"
+    r"|收到(?:退款|钱|錢|款)了|(?:退款|钱|錢|款)(?:已经|已經)?(?:到账|到帳|到了|退回来了|退回來了))"
 )
 _NOT_RESOLVED: Final = (
     r"(?:\b(?:not|no|never|nothing|still|but|however|though|although|yet|again|also|another"

@@ -85,7 +85,10 @@ THANKS_WEIGHT: Final = 0.6
 """Thanks for a problem solved (:meth:`LexiconClassifier.resolved_thanks`) as evidence next to
 the heads: ``positive = 1 - (1 - head) * (1 - weight)`` (the other two classes scaled to fill
 the rest) and ``complaint = head * (1 - weight)``. The heads read the problem words ("Thank
-you! Had E07 every morning ... Fixed in 10 minutes" was a negative post in the demo queue)."""
+you! Had E07 every morning ... Fixed in 10 minutes" was a negative post in the demo queue).
+Such a text is also ``low`` urgency unless an explicit cue says otherwise: the urgency head
+called "谢谢，已经收到退款了" (thanks, the refund has arrived) ``high``, its silver ``high``
+being refund and card trouble; the 27 seed rows the rule matches are all labelled ``low``."""
 HEAD_TASKS: Final = ("sentiment", "complaint", "urgency")
 ANALYSIS_MAX_CHARS: Final = 4_000
 MANIFEST: Final = "manifest.json"
@@ -336,7 +339,7 @@ class ModelClassifier:
         parts.append(json.dumps(sorted(self.products)))
         parts.append(self._lexicon.version)
         parts.append(f"cue-complaint:{CUE_COMPLAINT_WEIGHT}:{sorted(COMPLAINT_CUE_KINDS)}")
-        parts.append(f"thanks:{THANKS_WEIGHT}")
+        parts.append(f"thanks:{THANKS_WEIGHT}:low")
         parts.append(sorted(self.manifest.languages).__repr__())
         parts += [f"topics:{name}:{self._topic_heads[name]}" for name in sorted(self._topic_heads)]
         if self._sequence is not None:
@@ -446,11 +449,12 @@ class ModelClassifier:
     ) -> Classification:
         labels = tuple(Sentiment)
         score = min(1.0, max(0.0, complaint_score))
+        urgency = Urgency(urgency_label)
         if text.strip() and self._lexicon.resolved_thanks(text):
             proba = _with_positive_evidence(proba, THANKS_WEIGHT)
             score *= 1.0 - THANKS_WEIGHT
+            urgency = Urgency.LOW
         sentiment = labels[int(np.argmax(proba))]
-        urgency = Urgency(urgency_label)
         cues = self._lexicon.urgency_cues(text, sentiment) if text.strip() else ()
         if not text.strip():
             urgency = Urgency.LOW

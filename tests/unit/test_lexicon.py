@@ -341,6 +341,9 @@ def test_long_text_is_scored_in_chunks_with_the_same_verdict(clf: LexiconClassif
         "Gracias, ya me llegó el reembolso",
         "问题已经解决了，谢谢客服小姐姐",
         "谢谢，退款已经收到了",
+        "谢谢，已经收到退款了",
+        "客服很耐心，帮我把问题解决了，点赞",
+        "好评！退款到账了",
     ],
 )
 def test_thanks_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
@@ -360,6 +363,8 @@ def test_thanks_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
         "gracias, pero todavía no funciona",
         "谢谢，但是问题还是没解决",
         "谢谢，退款还没收到",
+        "点赞的人多，可是问题没解决",
+        "好评返现的钱还没到账",
         "it is fixed now",  # no thanks: left to the heads
         "thanks for the quick reply",  # no resolution
     ],

@@ -173,6 +173,9 @@ def test_thanks_for_a_solved_problem_is_positive_and_no_complaint(
     (c,) = classifier.classify([_item(text)])
     assert c.sentiment is Sentiment.POSITIVE and not c.is_complaint
     assert sum(c.sentiment_scores.values()) == pytest.approx(1.0, abs=1e-3)
+    # Nothing urgent about it: the urgency head, trained on refund trouble, called this high.
+    (refund,) = classifier.classify([_item("谢谢，已经收到退款了")])
+    assert refund.urgency is Urgency.LOW and refund.sentiment is Sentiment.POSITIVE
     still = [_item("Thank you, I thought it was fixed but E07 is still there every morning")]
     (with_rule,) = classifier.classify(still)
     monkeypatch.setattr("pipeline.nlp.model.THANKS_WEIGHT", 0.0)
