@@ -656,6 +656,31 @@ _NOT_RESOLVED: Final = (
     r"|pas|toujours|mais|nicht|kein\w*|noch|aber)\b|n't|没|沒|未|不|但|可是|还是|還是|仍|又|再|也)"
 )
 
+# --- the customer says it is a complaint ------------------------------------------------------
+# "Saya ingin membuat aduan tentang caj roaming" (a formal Malay complaint letter) scored 0.40
+# as a complaint: calm, polite letters read as "not a complaint" to the heads. A customer who
+# says they are complaining is. Only statements and subject lines, not the bare word: "no
+# complaints", "my complaint was resolved" and "how do I complain?" do not count.
+_COMPLAINT_STATEMENT: Final = (
+    r"(?:^\s*(?:re:\s*|fw:\s*)?(?:(?:formal\s+)?complaint|aduan|keluhan|komplain|queja"
+    r"|reclamaci[óo]n|reclama[çc][ãa]o|r[ée]clamation|plainte|beschwerde)\s*[:\-–]"
+    r"|^\s*(?:re:\s*)?(?:投诉|投訴)\s*[:：]"
+    r"|\b(?:i\s+(?:would\s+like|wish|want)\s+to|i'?d\s+like\s+to|i\s+am\s+writing\s+to"
+    r"|i'm\s+writing\s+to|writing\s+to)\s+(?:make|file|lodge|raise|submit|register)\s+a"
+    r"\s+(?:formal\s+|official\s+)?complaint\b"
+    r"|\bthis\s+is\s+a\s+(?:formal\s+|official\s+)complaint\b"
+    r"|\b(?:ingin|mahu|mau|nak|hendak|ingin\s+untuk)\s+(?:membuat|buat|bikin|membuatkan"
+    r"|menyampaikan|mengemukakan|memfailkan)\s+(?:satu\s+)?(?:aduan|keluhan|komplain)\b"
+    r"|\b(?:ingin|mahu|mau|nak|hendak)\s+(?:komplain|mengadu|mengajukan\s+keluhan)\b"
+    r"|\b(?:quiero|quisiera|deseo|me\s+gustar[íi]a|voy\s+a)\s+(?:poner|presentar|hacer"
+    r"|interponer|formular)\s+una\s+(?:queja|reclamaci[óo]n)\b"
+    r"|\b(?:gostaria\s+de|quero)\s+(?:fazer|registrar|apresentar)\s+uma\s+reclama[çc][ãa]o\b"
+    r"|\bje\s+(?:souhaite|voudrais|veux)\s+(?:d[ée]poser|faire|formuler)\s+une\s+"
+    r"(?:r[ée]clamation|plainte)\b"
+    r"|\bich\s+(?:m[öo]chte|will)\s+mich\s+(?:\w+\s+){0,3}?beschweren\b"
+    r"|我(?:要|想|想要|希望)(?:正式)?(?:投诉|投訴)|正式(?:投诉|投訴))"
+)
+
 # --- sentiment: VADER additions ------------------------------------------------------------
 
 # Word valences (VADER's scale, -4..4) that VADER lacks or that read wrong in customer care.
@@ -930,6 +955,7 @@ _RULES: Final = (
     _CHURN,
     _ESCALATION,
     _REPEATED,
+    _COMPLAINT_STATEMENT,
     _COMPLAINT_CUES,
     _PHRASES,
     sorted(_WORD_VALENCES.items()),
@@ -971,6 +997,7 @@ class LexiconClassifier:
         self._thanks = re.compile(_THANKS)
         self._resolved = re.compile(_RESOLVED)
         self._not_resolved = re.compile(_NOT_RESOLVED)
+        self._complaint_statement = re.compile(_COMPLAINT_STATEMENT, re.MULTILINE)
         self._always = [
             ("legal", re.compile(_LEGAL)),
             ("safety", re.compile(_SAFETY)),
@@ -1049,6 +1076,12 @@ class LexiconClassifier:
             and self._resolved.search(folded)
             and not self._not_resolved.search(folded)
         )
+
+    def complaint_statement(self, text: str) -> bool:
+        """The customer says this is a complaint ("I would like to make a complaint", "Saya
+        ingin membuat aduan", "我要投诉", a subject line "Complaint: ..."; see
+        :data:`_COMPLAINT_STATEMENT`)."""
+        return bool(self._complaint_statement.search(text.casefold()))
 
     def urgency_cues(self, text: str, sentiment: Sentiment) -> tuple[str, ...]:
         """Every urgency cue kind that holds for ``text``: ``legal``, ``safety`` and

@@ -371,3 +371,41 @@ def test_thanks_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
 )
 def test_thanks_that_is_not_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
     assert not clf.resolved_thanks(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Aduan: caj roaming yang tidak sah\nAssalamualaikum dan salam sejahtera,",
+        "Saya ingin membuat aduan tentang caj roaming dalam bil Januari saya",
+        "Saya mau komplain soal paket yang salah warna",
+        "Keluhan: aplikasi tidak bisa login sejak versi 2.14",
+        "I would like to make a formal complaint about your driver",
+        "I'm writing to lodge a complaint about order 88213",
+        "Re: Complaint - kettle order #A12345",
+        "我要投诉你们的快递员",
+        "投诉：快递员态度恶劣",
+        "Quiero poner una reclamación por el cobro de aduana",
+        "Je souhaite déposer une réclamation",
+        "Ich möchte mich über Ihren Service beschweren",
+    ],
+)
+def test_the_customer_saying_it_is_a_complaint(clf: LexiconClassifier, text: str) -> None:
+    assert clf.complaint_statement(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No complaints, great service!",
+        "My complaint was resolved quickly, thanks",
+        "How do I make a complaint?",
+        "Where can I file a complaint?",
+        "Saya tiada aduan, servis bagus",
+        "他们处理投诉很快",
+        "¿Dónde puedo poner una queja?",
+        "complaint handling was excellent",
+    ],
+)
+def test_the_word_complaint_alone_is_not_a_complaint(clf: LexiconClassifier, text: str) -> None:
+    assert not clf.complaint_statement(text)

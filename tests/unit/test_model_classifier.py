@@ -184,6 +184,23 @@ def test_thanks_for_a_solved_problem_is_positive_and_no_complaint(
     assert with_rule.complaint_score == without.complaint_score
 
 
+def test_a_calm_letter_that_says_it_is_a_complaint_is_one(
+    classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the demo: a polite Malay letter, "I would like to make a complaint about a roaming
+    charge", scored 0.40 from the head alone."""
+    text = (
+        "Assalamualaikum dan salam sejahtera,\n\nSaya ingin membuat aduan tentang caj roaming "
+        "sebanyak RM153.40 dalam bil Januari saya. Saya tidak ke luar negara sepanjang bulan "
+        "Disember.\n\nMohon pihak Lumo semak dan batalkan caj ini.\n\nTerima kasih,\nNurul"
+    )
+    (c,) = classifier.classify([_item(text, title="Aduan: caj roaming yang tidak sah")])
+    assert c.is_complaint
+    monkeypatch.setattr("pipeline.nlp.model.CUE_COMPLAINT_WEIGHT", 0.0)
+    (head_only,) = classifier.classify([_item(text, title="Aduan: caj roaming yang tidak sah")])
+    assert head_only.complaint_score < c.complaint_score
+
+
 def test_title_is_read(classifier: ModelClassifier) -> None:
     (c,) = classifier.classify([_item("see title", 1, title="Worst kettle ever, it leaks")])
     assert c.sentiment is Sentiment.NEGATIVE
