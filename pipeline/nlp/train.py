@@ -1411,7 +1411,7 @@ def write_model_card(
             "rating >= 1 = no complaint, low urgency; Amazon <= -1 = complaint, normal urgency;",
             "IndoNLU SmSA reviews (negative = complaint and normal urgency, positive = neither);",
             "plus hand-written multilingual examples: 99 for urgency (`seed/urgency_seed.csv`),",
-            "85 for complaint (`seed/complaint_seed.csv`: thank-you notes, questions and",
+            "93 for complaint (`seed/complaint_seed.csv`: thank-you notes, questions and",
             f"complaints as e-mails and posts; each counts {SEED_WEIGHTS['complaint']:g} times).",
             "Urgency rows are weighted so every language has the same class mix: with most",
             "non-English rows hand-written and many of them `high`, the head had learned",
