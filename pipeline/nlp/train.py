@@ -1100,42 +1100,28 @@ def run_training(
                 sample_weight=None if row_weight is None else row_weight[shared],
             )
             heads = TaskHeads(head)
-            if headed:
-                for language, served in headed.items():
-                    # Every language the head serves trains it (Malay rows the Indonesian head).
-                    picked = [j for j, i in enumerate(train_idx) if rows[i].language in served]
-                    if len(picked) < LANGUAGE_HEAD_MIN_ROWS:
-                        continue
-                    own_head, _ = fit_head(
-                        task,
-                        x[train_idx[picked]],
-                        [rows[train_idx[j]].label for j in picked],
-                        encoder=slot,
-                        seed=seed,
-                        sample_weight=None if row_weight is None else row_weight[picked],
-                    )
-                    own_head.meta = {"language": language, "n_train": len(picked)}
+            train_rows, x_train = [rows[i] for i in train_idx], x[train_idx]
+            for language, served in headed.items():
+                # Every language the head serves trains it (Malay rows the Indonesian head).
+                picked = [j for j, e in enumerate(train_rows) if e.language in served]
+                own_head = _language_head(
+                    task, language, x_train, train_rows, picked, slot, seed, row_weight
+                )
+                if own_head is not None:
                     heads.by_language.update({lang: copy.deepcopy(own_head) for lang in served})
             partial = PARTIAL_HEADS.get(task, {}) if encoder.languages is None else {}
             for language, labels in partial.items():
                 picked = [
                     j
-                    for j, i in enumerate(train_idx)
-                    if rows[i].language == language and rows[i].label in labels
+                    for j, e in enumerate(train_rows)
+                    if e.language == language and e.label in labels
                 ]
-                if len(picked) < LANGUAGE_HEAD_MIN_ROWS:
-                    continue
-                own_head, _ = fit_head(
-                    task,
-                    x[train_idx[picked]],
-                    [rows[train_idx[j]].label for j in picked],
-                    encoder=slot,
-                    seed=seed,
-                    sample_weight=None if row_weight is None else row_weight[picked],
-                    labels=labels,
+                own_head = _language_head(
+                    task, language, x_train, train_rows, picked, slot, seed, row_weight, labels
                 )
-                own_head.meta = {"language": language, "n_train": len(picked), "partial": True}
-                heads.by_language[language] = own_head
+                if own_head is not None:
+                    own_head.meta["partial"] = True
+                    heads.by_language[language] = own_head
             test_languages = [rows[i].language for i in test_idx]
             predicted = heads.predict(x[test_idx], test_languages) if len(test_idx) else []
             gold = [rows[i].label for i in test_idx]
@@ -1216,6 +1202,35 @@ def run_training(
                 )
             )
     return reports
+
+
+def _language_head(
+    task: str,
+    language: str,
+    x: np.ndarray,
+    rows: Sequence[Example],
+    picked: list[int],
+    slot: str,
+    seed: int,
+    row_weight: np.ndarray | None,
+    labels: tuple[str, ...] | None = None,
+) -> LinearHead | None:
+    """A head fitted on the training rows ``picked`` (positions in ``x`` / ``rows``) for
+    ``language``'s head (``labels``: a partial one, see :data:`PARTIAL_HEADS`); None with fewer than
+    :data:`LANGUAGE_HEAD_MIN_ROWS` rows."""
+    if len(picked) < LANGUAGE_HEAD_MIN_ROWS:
+        return None
+    head, _ = fit_head(
+        task,
+        x[picked],
+        [rows[j].label for j in picked],
+        encoder=slot,
+        seed=seed,
+        sample_weight=None if row_weight is None else row_weight[picked],
+        labels=labels,
+    )
+    head.meta = {"language": language, "n_train": len(picked)}
+    return head
 
 
 def machine_description() -> str:
