@@ -462,16 +462,17 @@ class ModelClassifier:
             urgency = Urgency.LOW
         sentiment = labels[int(np.argmax(proba))]
         cues = self._lexicon.urgency_cues(text, sentiment) if text.strip() else ()
+        # Complaint evidence next to the head: the customer says so, or an explicit cue.
+        evidence = bool(text.strip()) and self._lexicon.complaint_statement(text)
         if not text.strip():
             urgency = Urgency.LOW
         elif cues:
             urgency = Urgency.HIGH
-            if any(
+            evidence = evidence or any(
                 cue in COMPLAINT_CUE_KINDS and (cue != "churn" or sentiment is Sentiment.NEGATIVE)
                 for cue in cues
-            ):
-                score = 1.0 - (1.0 - score) * (1.0 - CUE_COMPLAINT_WEIGHT)
-        if text.strip() and self._lexicon.complaint_statement(text):
+            )
+        if evidence:
             score = 1.0 - (1.0 - score) * (1.0 - CUE_COMPLAINT_WEIGHT)
         score = round(score, 4)
         is_complaint = score >= 0.5
