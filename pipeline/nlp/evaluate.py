@@ -24,7 +24,7 @@ file's own labels (the most probable of them by ``sentiment_scores``), reported 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any, Final
 from pipeline.errors import ConfigError
 from pipeline.items import Channel, Classification, Item
 from pipeline.nlp.base import Classifier
-from pipeline.nlp.train import TASKS, Example, load_labelled_file, metrics
+from pipeline.nlp.train import TASKS, Example, load_labelled_file, metrics, own_label_metrics
 
 __all__ = ["EVAL_TASKS", "EvalResult", "evaluate", "read_eval_file"]
 
@@ -103,24 +103,15 @@ def evaluate(
         )
         for i, row in enumerate(rows)
     ]
-    gold_set = {row.label for row in rows}
-    # Binary (or single-label-missing) sentiment files: also score the choice among their labels.
-    own_labels = (
-        [label for label in TASKS[task] if label in gold_set]
-        if task == "sentiment" and 2 <= len(gold_set) < len(TASKS[task])
-        else []
-    )
     results: dict[str, dict[str, Any]] = {}
     for classifier in classifiers:
         predicted: list[str] = []
-        restricted: list[str] = []
+        scores: list[Mapping[str, float]] = []
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             for c in classifier.classify(chunk):
                 predicted.append(_prediction(task, c))
-                if own_labels:
-                    scores = c.sentiment_scores
-                    restricted.append(max(own_labels, key=lambda lab: scores.get(lab, 0.0)))
+                scores.append(c.sentiment_scores)
             if progress is not None:
                 progress(len(chunk))
         gold = [row.label for row in rows]
@@ -134,6 +125,7 @@ def evaluate(
         else:
             labels = list(TASKS[task])
         results[classifier.version] = metrics(gold, predicted, labels)
-        if own_labels:
-            results[classifier.version]["gold_labels_only"] = metrics(gold, restricted, own_labels)
+        own = own_label_metrics(gold, scores, TASKS[task]) if task == "sentiment" else None
+        if own is not None:
+            results[classifier.version]["gold_labels_only"] = own
     return EvalResult(task=task, path=str(path), n=len(rows), results=results)

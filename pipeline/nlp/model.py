@@ -456,23 +456,25 @@ class ModelClassifier:
         labels = tuple(Sentiment)
         score = min(1.0, max(0.0, complaint_score))
         urgency = Urgency(urgency_label)
-        if text.strip() and self._lexicon.resolved_thanks(text):
+        blank = not text.strip()
+        if not blank and self._lexicon.resolved_thanks(text):
             proba = _with_positive_evidence(proba, THANKS_WEIGHT)
             score *= 1.0 - THANKS_WEIGHT
             urgency = Urgency.LOW
         sentiment = labels[int(np.argmax(proba))]
-        cues = self._lexicon.urgency_cues(text, sentiment) if text.strip() else ()
-        # Complaint evidence next to the head: the customer says so, or an explicit cue.
-        evidence = bool(text.strip()) and self._lexicon.complaint_statement(text)
-        if not text.strip():
+        cues = () if blank else self._lexicon.urgency_cues(text, sentiment)
+        if blank:
             urgency = Urgency.LOW
         elif cues:
             urgency = Urgency.HIGH
-            evidence = evidence or any(
+        # Complaint evidence next to the head: the customer says so, or an explicit cue.
+        if not blank and (
+            self._lexicon.complaint_statement(text)
+            or any(
                 cue in COMPLAINT_CUE_KINDS and (cue != "churn" or sentiment is Sentiment.NEGATIVE)
                 for cue in cues
             )
-        if evidence:
+        ):
             score = 1.0 - (1.0 - score) * (1.0 - CUE_COMPLAINT_WEIGHT)
         score = round(score, 4)
         is_complaint = score >= 0.5

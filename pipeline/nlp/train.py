@@ -921,6 +921,20 @@ def metrics(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
     }
 
 
+def own_label_metrics(
+    gold: Sequence[str], scores: Sequence[Mapping[str, float]], labels: Sequence[str]
+) -> dict[str, Any] | None:
+    """:func:`metrics` of the choice among the labels ``gold`` has (each row's most probable of
+    them by ``scores``), the way data labelled with only some of ``labels`` is scored (review
+    corpora: negative / positive, no neutral); None unless ``gold`` has two or more of
+    ``labels`` but not all."""
+    present = [label for label in labels if label in set(gold)]
+    if not 2 <= len(present) < len(labels):
+        return None
+    chosen = [max(present, key=lambda label: row.get(label, 0.0)) for row in scores]
+    return metrics(gold, chosen, present)
+
+
 def fit_head(
     task: str,
     x: np.ndarray,
@@ -1141,16 +1155,15 @@ def run_training(
                     [gold[j] for j in sel], [predicted[j] for j in sel], TASKS[task]
                 )
                 if source in partial_sources:
-                    # Scored as such data is scored: the choice among the labels it has.
-                    present = [lab for lab in TASKS[task] if lab in {gold[j] for j in sel}]
                     proba = heads.predict_proba(x[test_idx[sel]], [language] * len(sel))
-                    chosen = [
-                        present[int(np.argmax([p[TASKS[task].index(lab)] for lab in present]))]
-                        for p in proba
-                    ]
-                    groups[f"{source} ({language}), {' vs '.join(present)} only"] = metrics(
-                        [gold[j] for j in sel], chosen, present
+                    two_way = own_label_metrics(
+                        [gold[j] for j in sel],
+                        [dict(zip(heads.labels, map(float, p), strict=True)) for p in proba],
+                        TASKS[task],
                     )
+                    if two_way is not None:
+                        name = f"{source} ({language}), {' vs '.join(two_way['labels'])} only"
+                        groups[name] = two_way
             test_ece = (
                 expected_calibration_error(
                     heads.predict_proba(x[test_idx[whole]], [test_languages[j] for j in whole]),
