@@ -86,7 +86,8 @@ COMPLAINT_CUE_KINDS: Final = frozenset({"legal", "safety", "churn", "escalation"
 I close my account?" is a question, "you've lost a customer" a complaint). Someone else in the
 account ("my card was stolen") is urgent but not a complaint about the brand."""
 THANKS_WEIGHT: Final = 0.6
-"""Thanks for a problem solved (:meth:`LexiconClassifier.resolved_thanks`) as evidence next to
+"""Thanks or praise for a problem solved (:meth:`LexiconClassifier.resolved_thanks`: "Fixed in
+10 minutes, thank you", "Masalah akaun saya selesai dalam 5 minit, laju gila") as evidence next to
 the heads: ``positive = 1 - (1 - head) * (1 - weight)`` (the other two classes scaled to fill
 the rest) and ``complaint = head * (1 - weight)``. The heads read the problem words ("Thank
 you! Had E07 every morning ... Fixed in 10 minutes" was a negative post in the demo queue).

@@ -344,6 +344,14 @@ def test_long_text_is_scored_in_chunks_with_the_same_verdict(clf: LexiconClassif
         "谢谢，已经收到退款了",
         "客服很耐心，帮我把问题解决了，点赞",
         "好评！退款到账了",
+        # Praise in place of thanks
+        "Agent on chat fixed my billing issue in under 10 minutes, brilliant",
+        "Masalah akaun saya selesai dalam masa 5 minit je, laju gila service",
+        "客服处理问题特别及时，半小时就搞定了",
+        "Der Support hat mein Problem mit der Rechnung sofort gelöst, top",
+        "O suporte resolveu o problema da minha conta em minutos, excelente",
+        # The problem it praises the fix of is named: no exception for words of damage
+        "The charger was broken, they sent a new one the next day. Superb.",
     ],
 )
 def test_thanks_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
@@ -367,6 +375,14 @@ def test_thanks_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
         "好评返现的钱还没到账",
         "it is fixed now",  # no thanks: left to the heads
         "thanks for the quick reply",  # no resolution
+        # Praise that is not for a solved problem
+        'So the "resolved" ticket just reopened itself. Brilliant.',
+        "Support marked my ticket as solved without replying. Brilliant.",
+        "Great, they said it was fixed last week",
+        "I hope we can get this resolved quickly",
+        "I need this resolved quickly, my rent is due",
+        "Replaced it quickly and now it is worse",
+        "top of my list: get this fixed",
     ],
 )
 def test_thanks_that_is_not_for_a_solved_problem(clf: LexiconClassifier, text: str) -> None:
