@@ -16,7 +16,12 @@ from pipeline.config import AppConfig, ClassifierConfig
 from pipeline.errors import ConfigError
 from pipeline.items import Channel, Classification, Item, Sentiment, Urgency
 from pipeline.nlp.encoders import minilm_path
-from pipeline.nlp.model import HEAD_TASKS, ModelClassifier, default_models_dir
+from pipeline.nlp.model import (
+    HEAD_TASKS,
+    ModelClassifier,
+    _consistent_urgency,
+    default_models_dir,
+)
 from pipeline.nlp.taxonomy import load_taxonomy
 from pipeline.nlp.train import run_topics_command, topic_encoder_names
 
@@ -182,6 +187,40 @@ def test_thanks_for_a_solved_problem_is_positive_and_no_complaint(
     (without,) = classifier.classify(still)
     assert with_rule.sentiment_scores == without.sentiment_scores
     assert with_rule.complaint_score == without.complaint_score
+
+
+@pytest.mark.parametrize(
+    ("head", "is_complaint", "sentiment", "expected"),
+    [
+        # no complaint and not negative: a question or praise waits
+        (Urgency.NORMAL, False, Sentiment.NEUTRAL, Urgency.LOW),
+        (Urgency.NORMAL, False, Sentiment.POSITIVE, Urgency.LOW),
+        # a negative remark that is no complaint keeps the head's word
+        (Urgency.NORMAL, False, Sentiment.NEGATIVE, Urgency.NORMAL),
+        # a complaint is at least normal
+        (Urgency.LOW, True, Sentiment.NEUTRAL, Urgency.NORMAL),
+        (Urgency.LOW, True, Sentiment.NEGATIVE, Urgency.NORMAL),
+        (Urgency.LOW, False, Sentiment.NEUTRAL, Urgency.LOW),
+        # high stands: a lost card is urgent and no complaint
+        (Urgency.HIGH, False, Sentiment.NEUTRAL, Urgency.HIGH),
+        (Urgency.HIGH, True, Sentiment.NEGATIVE, Urgency.HIGH),
+    ],
+)
+def test_urgency_agrees_with_the_complaint_decision(
+    head: Urgency, is_complaint: bool, sentiment: Sentiment, expected: Urgency
+) -> None:
+    assert _consistent_urgency(head, is_complaint, sentiment) is expected
+
+
+def test_questions_and_praise_are_low_urgency(classifier: ModelClassifier) -> None:
+    """Posts the urgency head called ``normal`` while the complaint head said no complaint."""
+    texts = [
+        "請問這款有保固嗎？",
+        "Excelente atención, me resolvieron todo por chat en 5 minutos. Gracias!",
+        "店員很親切，問題一下就解決了，推薦",
+    ]
+    results = classifier.classify([_item(t, i) for i, t in enumerate(texts)])
+    assert [(c.is_complaint, c.urgency) for c in results] == [(False, Urgency.LOW)] * 3
 
 
 def test_a_calm_letter_that_says_it_is_a_complaint_is_one(
