@@ -3,10 +3,11 @@
 Usage: ``python benchmarks/topics_eval.py [--encoder e5-small] [--data ../shared/data]``
 
 Data (licences in models/topics.md): banking77 intents and CFPB complaint issues, each mapped
-to one of the 10 consumer topics only where the mapping is clear (the maps below); every other
-intent/issue is left out rather than guessed. Each kept text has exactly one gold topic.
+to one of the taxonomy's consumer topics only where the mapping is clear (the maps below);
+every other intent/issue is left out rather than guessed. Each kept text has exactly one gold
+topic.
 
-Reported per data set: zero-shot top-1 accuracy (argmax over the 10 topics), multi-label
+Reported per data set: zero-shot top-1 accuracy (argmax over the taxonomy's topics), multi-label
 micro/macro F1 at the default threshold (predicted set = topics scored >= 0.5, gold set = the one
 mapped topic), and the same after :meth:`TopicScorer.fit` on labelled examples: banking77 with
 50 training texts per intent-topic pair from its own train split (seeded sample), evaluated on

@@ -466,6 +466,7 @@ class ModelClassifier:
         cues = () if blank else self._lexicon.urgency_cues(text, sentiment)
         if blank:
             urgency = Urgency.LOW
+            topics = {}  # the encoder's prefix alone can land near any topic
         elif cues:
             urgency = Urgency.HIGH
         # Complaint evidence next to the head: the customer says so, or an explicit cue.

@@ -380,8 +380,12 @@ class TopicScorer:
         return out
 
     def score_texts(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """:meth:`score` after encoding ``texts`` with the scorer's encoder."""
-        return self.score(self.encoder.encode(texts))
+        """:meth:`score` after encoding ``texts`` with the scorer's encoder; blank text has no
+        topic (its embedding is the encoder's prefix alone, which can land near any topic)."""
+        found = self.score(self.encoder.encode(texts))
+        return [
+            {} if not text.strip() else topics for text, topics in zip(texts, found, strict=True)
+        ]
 
     # -- labelled examples --------------------------------------------------------------------
 

@@ -250,6 +250,7 @@ DEFAULT_TOPICS = [
     "cancellation",
     "privacy",
     "wait_times",
+    "outage",
 ]
 
 

@@ -302,7 +302,7 @@ def test_unknown_topic_is_one_readable_error_naming_row_and_valid_names(
     message = " ".join(message.split())  # the console wraps long lines
     assert message.startswith("error: ") and "t.csv: row 2: unknown topic 'shipping'" in message
     assert "valid topics are: delivery, billing, product_quality," in message
-    assert message.endswith("privacy, wait_times") and "taxonomy" in hint
+    assert message.endswith("privacy, wait_times, outage") and "taxonomy" in hint
     bad = _write(
         tmp_path / "t.jsonl",
         '{"text": "a", "topics": ["billing"]}\n\n{"text": "b", "topics": ["nope"]}\n',
