@@ -14,8 +14,13 @@ worse than no guess: downstream, "not English" marks the English-only sentiment 
 3. Otherwise lingua (high-accuracy mode, lazily loaded: 200-300 MB of models) gives a
    probability per language. Malay and Indonesian are near-identical in short text
    ("Pesanan saya belum sampai lagi" scores ID 0.51 / MS 0.48): they are judged together as a
-   group, the top one of the two is returned with its own (low) confidence, so a caller that
-   cares can look at it. The answer is ``None`` unless the winner's group has at least
+   group, and which of the two it is comes from words that differ between everyday Malay and
+   Indonesian ("nak", "tak", "kat", "je" against "gak", "udah", "banget", "kak"; lingua's pick
+   on a tie), returned with lingua's own (low) confidence for it, so a caller that cares can
+   look at it. Measured 2026-11-24 on 12,179 IndoNLU SmSA reviews (real Indonesian): 88.0% ->
+   89.9% called Indonesian; on 110 hand-written Malay posts and seeds 69% -> 90% called Malay
+   (the marker lists were written with those in view, so that figure is optimistic). The
+   answer is ``None`` unless the winner's group has at least
    :data:`MIN_CONFIDENCE` (:data:`MIN_CONFIDENCE_SHORT` under :data:`WIDE_MIN_LETTERS` letters)
    and is :data:`MIN_RATIO` times the best language outside the group.
 
@@ -143,6 +148,36 @@ _GROUPS: Final[dict[str, frozenset[str]]] = {
     "id": frozenset({"ms", "id"}),
 }
 
+# Words that tell everyday Malay from everyday Indonesian where lingua cannot (it called 12 of
+# 25 hand-written Malay posts Indonesian: "Dah 3 hari order tapi status masih processing. Bila
+# nak hantar ni?"). Each is common on one side of the Strait and rare or different in meaning
+# on the other; words both use ("macam", "kedai", "kereta", "betul", "sebab", "lepas", "ke")
+# are left out, they flipped real Indonesian reviews to Malay. Which language has more of them
+# decides; a tie keeps lingua's pick.
+_MALAY_MARKERS: Final = frozenset(
+    "nak tak takde tiada kat je jer dah korang awak ni tu bil telefon rosak hantar esok"  # noqa: SIM905
+    " minit percuma saiz caj juruteknik pelan talian teruk jawapan penghantaran bayaran"
+    " wang syarikat sahaja sekejap beza perkhidmatan".split()
+)
+_INDONESIAN_MARKERS: Final = frozenset(
+    "gak ga nggak enggak gk udah udh aja banget bgt gimana kak dong sih kok nih deh"  # noqa: SIM905
+    " karena kemarin besok menit tagihan kirim rusak telepon bisa dikirim pengiriman"
+    " pembayaran uang jawaban makasih yg tdk sdh kalo gue gw nyampe dateng beda jelek"
+    " mobil kantor perusahaan layanan pelayanan respon".split()
+)
+
+
+def _malay_or_indonesian(prepared: str, top: str) -> str:
+    """``ms`` or ``id`` for text lingua put in that group, by :data:`_MALAY_MARKERS` and
+    :data:`_INDONESIAN_MARKERS`; ``top`` (lingua's pick) on a tie."""
+    words = set(prepared.casefold().split())
+    malay = len(words & _MALAY_MARKERS)
+    indonesian = len(words & _INDONESIAN_MARKERS)
+    if malay == indonesian:
+        return top
+    return "ms" if malay > indonesian else "id"
+
+
 _NOISE = re.compile(
     r"(?:https?://|www\.)\S+"  # links
     r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
@@ -257,9 +292,11 @@ def _by_script(letters: str) -> tuple[str | None, float] | None:
     return ("ja", share) if kana >= 0.1 * (han + kana) else ("zh", share)
 
 
-def _decide(values: Sequence[ConfidenceValue], *, short: bool = False) -> tuple[str | None, float]:
-    """The first set's answer; ``short`` text (under :data:`WIDE_MIN_LETTERS` letters) needs
-    :data:`MIN_CONFIDENCE_SHORT`."""
+def _decide(
+    values: Sequence[ConfidenceValue], prepared: str, *, short: bool = False
+) -> tuple[str | None, float]:
+    """The first set's answer for ``prepared``; ``short`` text (under :data:`WIDE_MIN_LETTERS`
+    letters) needs :data:`MIN_CONFIDENCE_SHORT`."""
     if not values:
         return (None, 0.0)
     scores = {_CODES[v.language]: v.value for v in values}
@@ -270,7 +307,9 @@ def _decide(values: Sequence[ConfidenceValue], *, short: bool = False) -> tuple[
     floor = MIN_CONFIDENCE_SHORT if short else MIN_CONFIDENCE
     if group_score < floor or group_score < MIN_RATIO * outside:
         return (None, 0.0)
-    return (top, round(scores[top], 4))
+    if top in _GROUPS["ms"]:
+        top = _malay_or_indonesian(prepared, top)
+    return (top, round(scores.get(top, 0.0), 4))
 
 
 def _pre_decide(text: str) -> tuple[str | None, float] | str:
@@ -330,7 +369,7 @@ def detect_languages(texts: Sequence[str]) -> list[tuple[str | None, float]]:
         return results
     first = _values(_get_detector(), [p for _, p in pending])
     for (i, p), values in zip(pending, first, strict=True):
-        results[i] = _decide(values, short=len(p) - p.count(" ") < WIDE_MIN_LETTERS)
+        results[i] = _decide(values, p, short=len(p) - p.count(" ") < WIDE_MIN_LETTERS)
     # A second look even where the first was sure: with Dutch not among its candidates, the
     # first set calls a Dutch sentence German with 0.94.
     longer = [

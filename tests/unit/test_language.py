@@ -101,6 +101,26 @@ def test_chat_tokens_do_not_sway_a_sentence() -> None:
     assert detect_language("jajaja qué bueno, gracias por la ayuda")[0] == "es"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # lingua called each of these the other language of the pair
+        ("Dah 3 hari order tapi status masih processing. Bila nak hantar ni?", "ms"),
+        ("customer service korang memang slow gila, call 5 kali takde orang angkat", "ms"),
+        ("Kenapa line tak ada coverage langsung kat rumah sejak semalam?", "ms"),
+        ("udh seminggu paket gak nyampe2, cs nya cuma bilang sabar kak", "id"),
+        ("kak ini ada warna hitam ga?", "id"),
+        # no marker word either way: lingua's pick stands
+        ("Pesanan saya belum sampai lagi, tolong semak.", None),
+    ],
+)
+def test_everyday_malay_and_indonesian_are_told_apart(text: str, expected: str | None) -> None:
+    code, confidence = detect_language(text)
+    assert code in {"ms", "id"} and 0 < confidence <= 1
+    if expected is not None:
+        assert code == expected
+
+
 def test_short_text_needs_more_confidence() -> None:
     # Under 16 letters the winner needs 0.5, not 0.3: lingua calls these Tagalog 0.34 and
     # French 0.41, and a wrong language would flag the post as unsupported.
