@@ -393,6 +393,41 @@ def test_thanks_that_is_not_for_a_solved_problem(clf: LexiconClassifier, text: s
 @pytest.mark.parametrize(
     "text",
     [
+        "Oh great, the app logged me out AGAIN 🙃",
+        "wow thanks for the 3 hour wait, really appreciate it 🙄",
+        "Fantastic service as always, parcel lost for the third time /s",
+        "best customer service ever, nobody picks up the phone #not",
+        "Thanks for nothing @AcmeTel, still no refund",
+        'yeah right, "next day delivery". it\'s been a week',
+        "Great service my foot. Three weeks and no refund.",
+        "Really loving being put on hold for an hour",
+        "Gracias por nada, seguimos sin internet",
+    ],
+)
+def test_sarcasm_markers(clf: LexiconClassifier, text: str) -> None:
+    assert clf.sarcastic(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Yeah, right on time and well packed, thank you!",
+        "Love paying less with the new family plan",
+        "The box fell on my foot while unpacking but everything inside was fine",
+        "Best quick fix for my foot pain, the insoles are great",
+        "What's the difference between /s and /m sizes?",
+        "see acme.com/s",
+        "Gracias por todo, muy buena atención",
+        "呵呵，总体来看运行速度还可以",  # a friendly "hehe" in older Chinese reviews
+    ],
+)
+def test_not_sarcasm(clf: LexiconClassifier, text: str) -> None:
+    assert not clf.sarcastic(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "Aduan: caj roaming yang tidak sah\nAssalamualaikum dan salam sejahtera,",
         "Saya ingin membuat aduan tentang caj roaming dalam bil Januari saya",
         "Saya mau komplain soal paket yang salah warna",

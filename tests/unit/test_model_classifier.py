@@ -239,6 +239,24 @@ def test_outages_have_their_own_topic(classifier: ModelClassifier) -> None:
     assert "app_bugs" in results[-1].topics
 
 
+def test_sarcasm_is_a_negative_complaint(
+    classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heads read the praise words of a sarcastic post."""
+    texts = [
+        "wow thanks for the 3 hour wait, really appreciate it 🙄",
+        "best customer service ever, nobody picks up the phone #not",
+        "Qué bien, otra vez sin luz. Genial 🙃",
+    ]
+    items = [_item(t, i) for i, t in enumerate(texts)]
+    marked = classifier.classify(items)
+    assert [(c.sentiment, c.is_complaint) for c in marked] == [(Sentiment.NEGATIVE, True)] * 3
+    monkeypatch.setattr("pipeline.nlp.model.SARCASM_WEIGHT", 0.0)
+    monkeypatch.setattr("pipeline.nlp.model.CUE_COMPLAINT_WEIGHT", 0.0)
+    heads_only = classifier.classify(items)
+    assert any(c.sentiment is Sentiment.POSITIVE for c in heads_only)
+
+
 def test_a_calm_letter_that_says_it_is_a_complaint_is_one(
     classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
