@@ -642,7 +642,7 @@ _THANKS: Final = (
 )
 # Praise in place of thanks. On 12 hand-written posts praising a quick fix without a thanks word
 # ("Problem with my router was sorted the same day, really quick response", "Der Support hat
-# mein Problem sofort gelöst, top") the heads called 12 complaints and 8 negative. Only strong
+# mein Problem sofort gelöst, top") the heads called 12 complaints and 6 negative. Only strong
 # words and praise of speed: "good" and "ok" are too often part of a complaint.
 _PRAISE: Final = (
     r"(?:\b(?:brilliant|excellent|superb|impressive|impressed|amazing|fantastic|outstanding"
