@@ -112,6 +112,9 @@ def test_chat_tokens_do_not_sway_a_sentence() -> None:
         ("kak ini ada warna hitam ga?", "id"),
         # no marker word either way: lingua's pick stands
         ("Pesanan saya belum sampai lagi, tolong semak.", None),
+        # Malay and Indonesian full of English nouns, which lingua calls English
+        ("Pelan postpaid ni ada data unlimited tak?", "ms"),
+        ("Kak, my package udah sampai belum ya? tracking gak update", "id"),
     ],
 )
 def test_everyday_malay_and_indonesian_are_told_apart(text: str, expected: str | None) -> None:
@@ -119,6 +122,14 @@ def test_everyday_malay_and_indonesian_are_told_apart(text: str, expected: str |
     assert code in {"ms", "id"} and 0 < confidence <= 1
     if expected is not None:
         assert code == expected
+
+
+def test_english_with_a_malay_looking_word_stays_english() -> None:
+    assert detect_language("the service damn slow lah, wait until bored already")[0] == "en"
+    assert detect_language("Ni hao means hello, and I love the new app")[0] == "en"
+    # "je" and "tu" are French words too: only English is ever overridden
+    text = "Je ne sais pas si tu as bien reçu ma commande, merci de vérifier le suivi"
+    assert detect_language(text)[0] == "fr"
 
 
 def test_short_text_needs_more_confidence() -> None:
