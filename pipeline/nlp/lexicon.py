@@ -1046,7 +1046,7 @@ class LexiconClassifier:
         # Cue and urgency patterns are lowercase and run on case-folded text (faster than
         # re.IGNORECASE); the VADER phrases keep the case, VADER reads CAPS as emphasis.
         self._cues = [(name, w, re.compile(p)) for name, w, p in _COMPLAINT_CUES]
-        self._thanks = re.compile(f"{_THANKS}|{_PRAISE}")
+        self._appreciation = re.compile(f"{_THANKS}|{_PRAISE}")
         self._resolved = re.compile(_RESOLVED)
         self._not_resolved = re.compile(_NOT_RESOLVED)
         self._complaint_statement = re.compile(_COMPLAINT_STATEMENT, re.MULTILINE)
@@ -1125,7 +1125,7 @@ class LexiconClassifier:
         (see :data:`_RESOLVED`, :data:`_PRAISE`)."""
         folded = text.casefold()
         return bool(
-            self._thanks.search(folded)
+            self._appreciation.search(folded)
             and self._resolved.search(folded)
             and not self._not_resolved.search(folded)
         )

@@ -928,7 +928,8 @@ def own_label_metrics(
     them by ``scores``), the way data labelled with only some of ``labels`` is scored (review
     corpora: negative / positive, no neutral); None unless ``gold`` has two or more of
     ``labels`` but not all."""
-    present = [label for label in labels if label in set(gold)]
+    gold_labels = set(gold)
+    present = [label for label in labels if label in gold_labels]
     if not 2 <= len(present) < len(labels):
         return None
     chosen = [max(present, key=lambda label: row.get(label, 0.0)) for row in scores]
