@@ -21,10 +21,13 @@ which product, how much money, since when. Labels:
 - ``MONEY``: an amount with a currency before or after it (``$12.99``, ``RM 45``,
   ``Rp 150.000``, ``¥300``, ``12,50 €``, ``300元``).
 - ``DATE``: dates and relative times: ``12/03``, ``2026-11-23``, ``March 3rd``, ``3 Mac``,
-  ``yesterday``, ``3 days ago``, ``last week``, ``3 hari``, ``semalam``, ``hace 3 días``,
+  ``yesterday``, ``3 days ago``, ``last week``, ``3 hari lepas``, ``semalam``, ``hace 3 días``,
   ``昨天``, ``3天前``, ``11月3日``; weekdays (``Saturday``, ``sabtu``, ``el lunes pasado``), and
   their short forms (``Sat``, ``sun``) only in a date's context (``Sat 14 Dec``, ``on sun at
   5pm``, ``Mon-Fri``), as they are also words ("I sat in the queue").
+- ``DURATION``: how long something took or has lasted, not when: ``47 mins``, ``3 hours``,
+  ``2hrs``, ``an hour``, ``3 hari`` ("dah 3 hari tunggu"), ``两个星期``, ``3天``. With "ago",
+  "lepas", "lalu", "hace" or 前 in front or after it is a point in time, a ``DATE``.
 - ``EMAIL`` and ``PHONE``: found by :mod:`pipeline.nlp.pii`; their ``text`` is the redaction
   placeholder (``[email]``), never the address or number, unless the caller asks for raw
   values. Other PII (cards, IBANs, national ids, bank accounts) is never an entity, and any
@@ -42,12 +45,14 @@ unspaced Chinese is one token in "xx"), and an entity that is part of a token ca
 span at all. Offsets are always into the text as given.
 
 When two entities overlap, PII wins; otherwise the earlier one, then the longer one, then
-TICKET before ORDER_ID before MONEY before DATE before PRODUCT.
+TICKET before ORDER_ID before MONEY before DATE before DURATION before PRODUCT.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -60,9 +65,9 @@ if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.tokens import Doc, Span, Token
 
-__all__ = ["LABELS", "PII_LABELS", "EntityExtractor", "compile_products"]
+__all__ = ["LABELS", "PII_LABELS", "RULES_DIGEST", "EntityExtractor", "compile_products"]
 
-LABELS: Final = ("ORDER_ID", "TICKET", "PRODUCT", "MONEY", "DATE", "EMAIL", "PHONE")
+LABELS: Final = ("ORDER_ID", "TICKET", "PRODUCT", "MONEY", "DATE", "DURATION", "EMAIL", "PHONE")
 PII_LABELS: Final = {"email": "EMAIL", "phone": "PHONE"}
 """PII kinds that are also entities (as placeholders); the others are only redacted."""
 
@@ -157,9 +162,22 @@ _DATE_RE: Final = re.compile(
     r")(?![\w/.-]|\.\d)"
     # Chinese: 昨天, 上周, 3天前, 两个星期, 11月3日, 星期一
     r"|(?:大前天|前天|昨天|昨晚|今天|今早|今晚|明天|后天|上周|上个?星期|上个?月|这周|本周|去年"
-    r"|" + _ZH_NUM + r"\s?(?:天|日|个月|個月|周|個星期|个星期|星期|小时|小時)(?:前|以前|了)?"
+    r"|" + _ZH_NUM + r"\s?(?:天|日|个月|個月|周|個星期|个星期|星期|小时|小時)(?:前|以前)"
+    r"|" + _ZH_NUM + r"\s?日"
     r"|\d{1,2}月\d{1,2}[日号號]|\d{4}年\d{1,2}月(?:\d{1,2}[日号號])?"
     r"|(?:星期|周|礼拜)[一二三四五六日天])",
+)
+
+# --- durations (numbers with units; the word forms are spaCy patterns below) ------------------
+
+_DURATION_RE: Final = re.compile(
+    # 47mins, 2hrs, 1.5h, 30 min; the spaced English/Malay/Spanish word forms are token patterns.
+    r"(?<![\w.,])\d+(?:[.,]\d)?(?:\s?(?:mins?|hrs?|secs?|wks?)|(?-i:h))(?![\w])"
+    r"|(?<![\w.,])\d+(?:[.,]\d)?(?:minutes?|hours?|days?|weeks?|months?|jam|minit|menit|hari)"
+    r"(?![\w])"
+    # Chinese: 3天, 两个星期, 半小时, 3天了 (with 前 it is a date)
+    r"|" + _ZH_NUM + r"\s?(?:天|个月|個月|周|個星期|个星期|星期|小时|小時|分钟|分鐘)(?!前|以前)",
+    _F,
 )
 
 # --- dates in words: spaCy token patterns ----------------------------------------------------
@@ -203,13 +221,15 @@ _ORDINAL = r"^\d{1,2}(?:st|nd|rd|th)?$"
 
 
 def _date_patterns() -> list[dict[str, Any]]:
-    """EntityRuler patterns for dates written in words (en, ms/id, es); shared by languages."""
+    """EntityRuler patterns for dates and durations written in words (en, ms/id, es); shared by
+    languages. Where two overlap the longer wins, so "3 days ago" is one DATE, not a DURATION."""
     num: dict[str, Any] = {"LOWER": {"REGEX": r"^(?:\d+|" + "|".join(_NUMBER_WORDS) + r")$"}}
     unit: dict[str, Any] = {"LOWER": {"IN": _UNITS}}
     weekday: dict[str, Any] = {"LOWER": {"IN": _WEEKDAYS}}
     month: dict[str, Any] = {"LOWER": {"IN": _MONTHS}}
     day: dict[str, Any] = {"LOWER": {"REGEX": _ORDINAL}}
     period: dict[str, Any] = {"LOWER": {"IN": ["week", "month", "year", "weekend", "night"]}}
+    ago: dict[str, Any] = {"LOWER": {"IN": ["ago", "lepas", "lalu", "back"]}}
     patterns: list[list[dict[str, Any]]] = [
         [{"LOWER": {"IN": _SINGLE_DAY_WORDS}}],
         [{"LOWER": "last"}, {"LOWER": "night"}],
@@ -221,11 +241,9 @@ def _date_patterns() -> list[dict[str, Any]]:
         [{"LOWER": {"IN": ["last", "this", "next", "on"]}}, weekday],
         [weekday],
         [{"LOWER": "the"}, {"LOWER": "other"}, {"LOWER": "day"}],
-        # 3 days ago, two weeks ago, 3 hari lepas, 3 hari yang lalu, 3 days
-        [num, unit, {"LOWER": {"IN": ["ago", "lepas", "lalu", "back"]}}],
+        # 3 days ago, two weeks ago, 3 hari lepas, 3 hari yang lalu
+        [num, unit, ago],
         [num, unit, {"LOWER": "yang"}, {"LOWER": "lalu"}],
-        [num, unit],
-        [{"LOWER": {"IN": ["a", "one"]}}, {"LOWER": {"IN": ["week", "month", "year"]}}],
         # hace 3 días, hace una semana; el lunes pasado; la semana pasada
         [{"LOWER": "hace"}, num, unit],
         [{"LOWER": "hace"}, unit],
@@ -242,7 +260,18 @@ def _date_patterns() -> list[dict[str, Any]]:
         [day, {"LOWER": "of"}, month],
         [day, {"LOWER": "de"}, month],
     ]
-    return [{"label": "DATE", "pattern": p} for p in patterns]
+    durations: list[list[dict[str, Any]]] = [
+        # 47 mins, an hour, 3 hari, tres días, half an hour
+        [num, unit],
+        [{"LOWER": "half"}, {"LOWER": {"IN": ["an", "a"]}}, {"LOWER": {"IN": ["hour", "day"]}}],
+        [{"LOWER": "setengah"}, {"LOWER": {"IN": ["jam", "hari"]}}],
+        [{"LOWER": "media"}, {"LOWER": "hora"}],
+    ]
+    # half an hour ago, setengah jam lalu, hace media hora: a point in time again
+    patterns += [[*p, ago] for p in durations[1:3]] + [[{"LOWER": "hace"}, *durations[3]]]
+    return [{"label": "DATE", "pattern": p} for p in patterns] + [
+        {"label": "DURATION", "pattern": p} for p in durations
+    ]
 
 
 # --- products ------------------------------------------------------------------------------
@@ -316,6 +345,8 @@ def _anchor_words(patterns: Sequence[dict[str, Any]]) -> frozenset[str]:
     return frozenset(anchors)
 
 
+_WORD_LABELS: Final = frozenset({"DATE", "DURATION"})
+"""Labels the spaCy EntityRuler finds (words); the others are regular expressions."""
 _WORD_DATE_ANCHORS: Final = _anchor_words(_date_patterns())
 _MAYBE_WORD_DATE: Final = re.compile(
     r"(?<![^\W\d_])(?:"
@@ -393,15 +424,15 @@ class EntityExtractor:
         if languages is not None and len(languages) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
         word_dates: list[list[Entity]] = [[] for _ in texts]
-        if "DATE" in self.labels:
+        if self.labels & _WORD_LABELS:
             indexes = [i for i, t in enumerate(texts) if t and _MAYBE_WORD_DATE.search(t.lower())]
             if indexes:
                 docs = _pipeline().pipe((texts[i] for i in indexes), batch_size=256)
                 for i, doc in zip(indexes, docs, strict=True):
                     word_dates[i] = [
-                        Entity("DATE", e.text, e.start_char, e.end_char)
+                        Entity(e.label_, e.text, e.start_char, e.end_char)
                         for e in doc.ents
-                        if _weekday_context_ok(doc, e)
+                        if e.label_ in self.labels and _weekday_context_ok(doc, e)
                     ]
         return [
             self._extract_one(text, dates) for text, dates in zip(texts, word_dates, strict=True)
@@ -434,13 +465,16 @@ class EntityExtractor:
         if "MONEY" in want and digits:
             for m in _MONEY_RE.finditer(text):
                 found.append(Entity("MONEY", m.group(), m.start(), m.end()))
+        found.extend(word_dates)
         if "DATE" in want:
-            found.extend(word_dates)
             # Numeric dates need a digit, the Chinese ones CJK characters (not ASCII).
             for m in _DATE_RE.finditer(text) if digits or not text.isascii() else ():
                 if m.group("dm") is not None and not _day_month_ok(m.group("dm"), m.group("mm")):
                     continue
                 found.append(Entity("DATE", m.group(), m.start(), m.end()))
+        if "DURATION" in want:
+            for m in _DURATION_RE.finditer(text) if digits or not text.isascii() else ():
+                found.append(Entity("DURATION", m.group(), m.start(), m.end()))
         if "PRODUCT" in want and self._products is not None:
             for m in self._products.finditer(text):
                 found.append(Entity("PRODUCT", m.group(), m.start(), m.end()))
@@ -578,7 +612,7 @@ def _day_month_ok(first: str, second: str) -> bool:
     return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
 
 
-_PRIORITY: Final = {"TICKET": 0, "ORDER_ID": 1, "MONEY": 2, "DATE": 3, "PRODUCT": 4}
+_PRIORITY: Final = {"TICKET": 0, "ORDER_ID": 1, "MONEY": 2, "DATE": 3, "DURATION": 4, "PRODUCT": 5}
 """Equal spans: "ticket #88231" is a ticket although "#88231" alone reads as an order."""
 
 
@@ -605,3 +639,20 @@ def _resolve(
         taken.append((entity.start, entity.end))
     kept.sort(key=lambda e: (e.start, e.end, e.label))
     return kept
+
+
+def _rules_digest() -> str:
+    rules = [
+        LABELS,
+        [r.pattern for r in (_ORDER_RE, _TRACKING_RE, _TICKET_RE, _S10_RE, _MONEY_RE)],
+        [r.pattern for r in (_DATE_RE, _DURATION_RE)],
+        _date_patterns(),
+        sorted(_PRIORITY.items()),
+    ]
+    return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:8]
+
+
+RULES_DIGEST: Final = _rules_digest()
+"""The entity rules in one digest: part of the classifiers' model version, so a rule that finds
+something new (durations, say) re-classifies the items it would change when they are seen
+again."""

@@ -57,6 +57,7 @@ from typing import Final
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from pipeline.items import Classification, Entity, Item, Sentiment, Urgency
+from pipeline.nlp.entities import RULES_DIGEST as ENTITY_RULES_DIGEST
 from pipeline.nlp.entities import EntityExtractor
 from pipeline.nlp.language import detect_languages
 from pipeline.nlp.normalize import clean_text
@@ -1013,6 +1014,7 @@ _RULES: Final = (
     sorted(_WORD_VALENCES.items()),
     COMPLAINT_THRESHOLD,
     TOPIC_THRESHOLD,
+    ENTITY_RULES_DIGEST,
 )
 _RULES_DIGEST: Final = hashlib.sha256(json.dumps(_RULES).encode()).hexdigest()[:8]
 """Every rule in one digest: part of :attr:`LexiconClassifier.version` (and so of the model

@@ -233,3 +233,35 @@ def test_full_weekday_names_match_alone_in_every_language(extractor: EntityExtra
         "on Saturday",
         "el sábado pasado",
     ]
+
+
+# --- durations: how long, not when -------------------------------------------------------------
+
+
+def test_durations_and_dates_are_told_apart_and_can_be_asked_for_alone() -> None:
+    text = "waited 47 mins on the phone 3 days ago, dah 3 hari tunggu, 等了两个星期"
+    both = EntityExtractor().extract_one(text)
+    assert [(e.label, e.text) for e in both] == [
+        ("DURATION", "47 mins"),
+        ("DATE", "3 days ago"),
+        ("DURATION", "3 hari"),
+        ("DURATION", "两个星期"),
+    ]
+    only = EntityExtractor(labels=["DURATION"]).extract_one(text)
+    assert [e.text for e in only] == ["47 mins", "3 hari", "两个星期"]
+    # Without DURATION, "3 days ago" is still one date and no duration appears inside it.
+    dates = EntityExtractor(labels=["DATE"]).extract_one(text)
+    assert [e.text for e in dates] == ["3 days ago"]
+
+
+def test_entity_rules_are_part_of_the_model_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed entity rule changes the digest the classifiers' versions are built from."""
+    from pipeline.nlp import entities, lexicon
+
+    assert entities.RULES_DIGEST in lexicon._RULES
+    assert entities._rules_digest() == entities.RULES_DIGEST
+    monkeypatch.setattr(entities, "_DURATION_RE", re.compile(r"\d+ fortnights?"))
+    assert entities._rules_digest() != entities.RULES_DIGEST
+    monkeypatch.undo()
+    monkeypatch.setattr(entities, "_UNITS", [*entities._UNITS, "fortnight"])
+    assert entities._rules_digest() != entities.RULES_DIGEST
