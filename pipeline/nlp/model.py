@@ -54,6 +54,7 @@ from pipeline.nlp.language import detect_languages
 from pipeline.nlp.lexicon import LexiconClassifier
 from pipeline.nlp.normalize import clean_text
 from pipeline.nlp.taxonomy import Topic, load_taxonomy
+from pipeline.nlp.topics import has_words
 
 if TYPE_CHECKING:
     from pipeline.nlp.topics import TopicScorer
@@ -352,6 +353,7 @@ class ModelClassifier:
             f"cue-complaint:{CUE_COMPLAINT_WEIGHT}:{sorted(COMPLAINT_CUE_KINDS)}:statement"
         )
         parts.append(f"thanks:{THANKS_WEIGHT}:low")
+        parts.append("topics:words-only")
         parts.append(sorted(self.manifest.languages).__repr__())
         parts += [f"topics:{name}:{self._topic_heads[name]}" for name in sorted(self._topic_heads)]
         if self._sequence is not None:
@@ -472,9 +474,10 @@ class ModelClassifier:
             urgency = Urgency.LOW
         sentiment = labels[int(np.argmax(proba))]
         cues = () if blank else self._lexicon.urgency_cues(text, sentiment)
+        if not has_words(text):
+            topics = {}
         if blank:
             urgency = Urgency.LOW
-            topics = {}  # the encoder's prefix alone can land near any topic
         elif cues:
             urgency = Urgency.HIGH
         # Complaint evidence next to the head: the customer says so, an explicit cue, or sarcasm.

@@ -61,6 +61,7 @@ __all__ = [
     "MIN_POSITIVES",
     "FitReport",
     "TopicScorer",
+    "has_words",
     "taxonomy_digest",
 ]
 
@@ -249,6 +250,13 @@ class FitReport:
     examples: int
 
 
+def has_words(text: str) -> bool:
+    """Whether ``text`` has a letter in any script. Blank text, "??", "!!!", an order number or
+    emoji alone say nothing about what a post is about: their embedding is mostly the encoder's
+    prefix, which can land near any topic ("??" scored 0.55 for outages)."""
+    return any(ch.isalpha() for ch in text)
+
+
 class TopicScorer:
     """Scores texts' embeddings against a taxonomy (see the module docstring)."""
 
@@ -380,11 +388,11 @@ class TopicScorer:
         return out
 
     def score_texts(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """:meth:`score` after encoding ``texts`` with the scorer's encoder; blank text has no
-        topic (its embedding is the encoder's prefix alone, which can land near any topic)."""
+        """:meth:`score` after encoding ``texts`` with the scorer's encoder; text without a word
+        has no topic (:func:`has_words`)."""
         found = self.score(self.encoder.encode(texts))
         return [
-            {} if not text.strip() else topics for text, topics in zip(texts, found, strict=True)
+            topics if has_words(text) else {} for text, topics in zip(texts, found, strict=True)
         ]
 
     # -- labelled examples --------------------------------------------------------------------

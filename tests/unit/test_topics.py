@@ -86,6 +86,7 @@ def test_label_set_scores_and_order(scorer: TopicScorer, encoder: Encoder) -> No
 
 def test_off_topic_chatter_gets_no_topic(scorer: TopicScorer) -> None:
     assert scorer.score_texts([""]) == [{}]
+    assert scorer.score_texts(["??", "😡😡", "#88231"]) == [{}, {}, {}]
     assert scorer.score_texts(["see you at the concert tonight"]) == [{}]
 
 
