@@ -197,6 +197,28 @@ def _mixed_with_english(prepared: str) -> str | None:
     return "ms" if malay > indonesian else "id"
 
 
+_TAGALOG_WORDS: Final = frozenset(
+    "ang ng mga sa na po ako ko ka mo niya siya kami namin kayo ninyo nila sila nang lang pa"  # noqa: SIM905
+    " ay si yung hindi wala may salamat talaga".split()
+)
+"""Tagalog's commonest function words: any of them keeps lingua's Tagalog (see
+:func:`_not_tagalog`)."""
+
+
+def _not_tagalog(prepared: str) -> str | None:
+    """``ms`` or ``id`` for text lingua calls Tagalog that has a Malay or Indonesian marker word
+    and more than of the other, and not one Tagalog function word: lingua takes short Indonesian
+    slang for Tagalog ("mantul kak, next order lagi" 0.37), which flagged it unsupported. Real
+    Tagalog has "ang", "ng", "sa", "po" or "ko" in nearly every sentence."""
+    words = set(prepared.casefold().split())
+    if words & _TAGALOG_WORDS:
+        return None
+    malay, indonesian = len(words & _MALAY_MARKERS), len(words & _INDONESIAN_MARKERS)
+    if malay == indonesian:
+        return None
+    return "ms" if malay > indonesian else "id"
+
+
 _NOISE = re.compile(
     r"(?:https?://|www\.)\S+"  # links
     r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
@@ -325,6 +347,8 @@ def _decide(
     outside = max((s for code, s in scores.items() if code not in group), default=0.0)
     if top == "en" and (mixed := _mixed_with_english(prepared)):
         return (mixed, round(scores.get(mixed, 0.0), 4))
+    if top == "tl" and (local := _not_tagalog(prepared)):
+        return (local, round(scores.get(local, 0.0), 4))
     floor = MIN_CONFIDENCE_SHORT if short else MIN_CONFIDENCE
     if group_score < floor or group_score < MIN_RATIO * outside:
         return (None, 0.0)

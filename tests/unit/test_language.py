@@ -115,6 +115,8 @@ def test_chat_tokens_do_not_sway_a_sentence() -> None:
         # Malay and Indonesian full of English nouns, which lingua calls English
         ("Pelan postpaid ni ada data unlimited tak?", "ms"),
         ("Kak, my package udah sampai belum ya? tracking gak update", "id"),
+        # short Indonesian slang, which lingua calls Tagalog
+        ("mantul kak, next order lagi", "id"),
     ],
 )
 def test_everyday_malay_and_indonesian_are_told_apart(text: str, expected: str | None) -> None:
@@ -130,6 +132,21 @@ def test_english_with_a_malay_looking_word_stays_english() -> None:
     # "je" and "tu" are French words too: only English is ever overridden
     text = "Je ne sais pas si tu as bien reçu ma commande, merci de vérifier le suivi"
     assert detect_language(text)[0] == "fr"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hindi pa dumating ang order ko",
+        "bakit wala pa yung refund ko",
+        "ok na po, maraming salamat",
+        "mabait yung staff, mabilis din",
+    ],
+)
+def test_tagalog_stays_tagalog(text: str) -> None:
+    # a Tagalog function word keeps lingua's pick even beside a Malay/Indonesian marker
+    assert detect_language(text)[0] == "tl"
+    assert language._not_tagalog(language._prepare("kak bakit wala pa yung refund ko")) is None
 
 
 def test_short_text_needs_more_confidence() -> None:
