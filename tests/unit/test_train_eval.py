@@ -17,6 +17,7 @@ from pipeline.nlp.model import default_models_dir
 from pipeline.nlp.taxonomy import load_taxonomy
 from pipeline.nlp.topics import TopicScorer
 from pipeline.nlp.train import (
+    _seed_rows,
     language_balance,
     load_labelled_file,
     load_topic_file,
@@ -417,6 +418,18 @@ def test_sentiment_seed_file_has_every_label_in_five_languages() -> None:
         assert labels == {"negative", "neutral", "positive"}, language
     # The hand-written check set stays a check: no text of it is trained on.
     assert not {r.text for r in rows} & {r.text for r in evaluation}
+
+
+def test_adding_seed_rows_moves_no_other_row_between_train_and_test(tmp_path: Path) -> None:
+    source = default_models_dir() / "seed" / "complaint_seed.csv"
+    before = {r.text: r.split for r in _seed_rows(source, "complaint")}
+    assert 0.15 < sum(s == "test" for s in before.values()) / len(before) < 0.35
+    grown = tmp_path / "complaint_seed.csv"
+    extra = "".join(f"made-up seed row {i},{'yes' if i % 2 else 'no'},en\n" for i in range(40))
+    grown.write_text(source.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    after = {r.text: r.split for r in _seed_rows(grown, "complaint")}
+    assert len(after) == len(before) + 40
+    assert {t: after[t] for t in before} == before
 
 
 def test_urgency_seeds_do_not_make_high_the_mark_of_a_language() -> None:
