@@ -25,8 +25,8 @@ What is reproduced from ``e5.c`` and why it matters for agreement with the train
 - **pooling**: mean over every token including ``<s>`` and ``</s>``, then L2 normalisation.
 
 The word-embedding table stays 4-bit (54 MB instead of 384 MB of float32): the rows a batch
-needs are gathered and dequantised per batch. Every other weight is dequantised into a
-``transformers`` ``BertModel``; :func:`build_model` with ``quantize=True`` then applies torch
+needs are gathered and dequantised per batch. Every other weight is dequantised into a plain
+torch BERT encoder (:func:`build_model`, no transformers); ``dtype="int8"`` then applies torch
 dynamic int8 quantisation (weights int8 per output channel, activations quantised per batch
 on the fly) to the chosen Linear layers.
 """
@@ -296,34 +296,131 @@ def effective_dtype(dtype: str) -> tuple[str, str | None]:
     return dtype, None
 
 
+def _encoder_class() -> Any:
+    """The BERT encoder as plain torch modules, defined on first use so importing this module
+    does not import torch.
+
+    Module names follow transformers' ``BertModel`` (``encoder.layer.3.attention.self.query``)
+    so :data:`QUANTIZE_SAFE` names the same layers. transformers itself is not used: importing
+    it took 6 of the 13 seconds a one-line ``careradar classify`` spent starting up (2-core
+    AVX2 EPYC), for a model this small to write out. The maths is BERT's: post-layer-norm,
+    exact (erf) GELU, scaled dot-product attention with padded keys masked out."""
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    class SelfAttention(nn.Module):
+        def __init__(self, hidden: int) -> None:
+            super().__init__()
+            self.query = nn.Linear(hidden, hidden)
+            self.key = nn.Linear(hidden, hidden)
+            self.value = nn.Linear(hidden, hidden)
+
+    class Dense(nn.Module):
+        def __init__(self, n_in: int, n_out: int, eps: float | None) -> None:
+            super().__init__()
+            self.dense = nn.Linear(n_in, n_out)
+            if eps is not None:
+                self.LayerNorm = nn.LayerNorm(n_out, eps=eps)
+
+    class Attention(nn.Module):
+        def __init__(self, hidden: int, eps: float) -> None:
+            super().__init__()
+            self.self = SelfAttention(hidden)
+            self.output = Dense(hidden, hidden, eps)
+
+    class Layer(nn.Module):
+        def __init__(self, hidden: int, heads: int, ffn: int, eps: float) -> None:
+            super().__init__()
+            self.heads = heads
+            self.attention = Attention(hidden, eps)
+            self.intermediate = Dense(hidden, ffn, None)
+            self.output = Dense(ffn, hidden, eps)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            n, width, hidden = x.shape
+            attn = self.attention
+
+            def split(t: torch.Tensor) -> torch.Tensor:
+                return t.view(n, width, self.heads, hidden // self.heads).transpose(1, 2)
+
+            context = functional.scaled_dot_product_attention(
+                split(attn.self.query(x)),
+                split(attn.self.key(x)),
+                split(attn.self.value(x)),
+                attn_mask=mask,
+            )
+            context = context.transpose(1, 2).reshape(n, width, hidden)
+            x = attn.output.LayerNorm(x + attn.output.dense(context))
+            inner = functional.gelu(self.intermediate.dense(x))
+            out: torch.Tensor = self.output.LayerNorm(x + self.output.dense(inner))
+            return out
+
+    class Table(nn.Module):
+        # Rows are sliced, never looked up; nn.Embedding's set-up alone imported sympy (2.6 s).
+        def __init__(self, rows: int, hidden: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.empty(rows, hidden))
+
+    class Embeddings(nn.Module):
+        def __init__(self, hidden: int, positions: int, types: int, eps: float) -> None:
+            super().__init__()
+            self.position_embeddings = Table(positions, hidden)
+            self.token_type_embeddings = Table(types, hidden)
+            self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
+
+    class Stack(nn.Module):
+        def __init__(self, layers: list[nn.Module]) -> None:
+            super().__init__()
+            self.layer = nn.ModuleList(layers)
+
+    class Encoder(nn.Module):
+        def __init__(self, file: E5File) -> None:
+            super().__init__()
+            h = file.hidden
+            self.embeddings = Embeddings(h, file.max_positions, file.type_vocab, file.eps)
+            self.encoder = Stack(
+                [Layer(h, file.heads, file.ffn, file.eps) for _ in range(file.layers)]
+            )
+
+        def forward(self, words: torch.Tensor, attention: torch.Tensor) -> list[torch.Tensor]:
+            """Every hidden state (embeddings first, then each layer's output) for word
+            embeddings ``words`` (n, width, hidden) and a 0/1 ``attention`` mask (n, width)."""
+            emb = self.embeddings
+            width = words.shape[1]
+            x = emb.LayerNorm(
+                words + emb.position_embeddings.weight[:width] + emb.token_type_embeddings.weight[0]
+            )
+            # Padded keys get the dtype's lowest value (as BertModel does), real ones 0; with no
+            # padding there is no mask, and attention takes its faster unmasked path.
+            mask: torch.Tensor | None = None
+            if not bool(attention.all()):
+                low = torch.finfo(x.dtype).min
+                mask = ((1.0 - attention[:, None, None, :].to(x.dtype)) * low).to(x.dtype)
+            states = [x]
+            for layer in self.encoder.layer:
+                x = layer(x, mask)
+                states.append(x)
+            return states
+
+    return Encoder
+
+
 def build_model(file: E5File, *, dtype: str = "fp32", layers: Sequence[str] = QUANTIZE_SAFE) -> Any:
-    """A ``BertModel`` with e5's weights; word embeddings are supplied per batch (see doc).
+    """The BERT encoder (:func:`_encoder_class`) with e5's weights; word embeddings are supplied
+    per batch (see the module doc). Called with ``(words, attention)`` it returns every hidden
+    state.
 
     ``dtype``: ``fp32``; ``bf16`` (every weight and activation bfloat16: on CPUs with AMX or
     AVX512-BF16 oneDNN runs it several times faster than fp32); ``int8`` (torch dynamic
     quantisation of the Linear layers named by ``layers``).
     """
     import torch
-    from transformers import BertConfig, BertModel
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    config = BertConfig(
-        vocab_size=1,  # the 4-bit table is gathered outside the model
-        hidden_size=file.hidden,
-        num_hidden_layers=file.layers,
-        num_attention_heads=file.heads,
-        intermediate_size=file.ffn,
-        max_position_embeddings=file.max_positions,
-        type_vocab_size=file.type_vocab,
-        layer_norm_eps=file.eps,
-        hidden_act="gelu",
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=0,
-    )
     with torch.device("meta"):  # no random init: every weight is assigned from the file
-        model: Any = BertModel(config, add_pooling_layer=False)
+        model: Any = _encoder_class()(file)
     h, ff = file.hidden, file.ffn
     state: dict[str, np.ndarray] = {
         "embeddings.position_embeddings.weight": file.array("emb.pos").reshape(-1, h),
@@ -346,15 +443,7 @@ def build_model(file: E5File, *, dtype: str = "fp32", layers: Sequence[str] = QU
             prefix = f"encoder.layer.{layer}.{module}"
             state[f"{prefix}.weight"] = file.array(f"l{layer}.{short}.w").reshape(shape)
             state[f"{prefix}.bias"] = file.array(f"l{layer}.{short}.b")
-    state["embeddings.word_embeddings.weight"] = np.zeros((1, h), dtype=np.float32)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, assign=True)
-    # BertEmbeddings' non-persistent buffers are not in the state dict: build them for real.
-    positions = torch.arange(file.max_positions).unsqueeze(0)
-    fresh = {"position_ids": positions, "token_type_ids": torch.zeros_like(positions)}
-    for name, _buffer in list(model.embeddings.named_buffers(recurse=False)):
-        if name not in fresh:
-            raise ValueError(f"BertEmbeddings has an unexpected buffer {name!r}")
-        model.embeddings.register_buffer(name, fresh[name], persistent=False)
     meta = [k for k, v in [*model.named_parameters(), *model.named_buffers()] if v.is_meta]
     if meta:
         raise ValueError(f"weights not set from the E5S1 file: {meta[:3]}")
@@ -441,11 +530,7 @@ class E5TorchEncoder:
         words = dequantize_q4(self._word[ids]).reshape(len(batch), width, self.dim)
         attention = torch.from_numpy(mask)
         with torch.inference_mode():
-            hidden = self._model(
-                inputs_embeds=torch.from_numpy(words).to(self._float),
-                attention_mask=attention,
-                output_hidden_states=True,
-            ).hidden_states
+            hidden = self._model(torch.from_numpy(words).to(self._float), attention)
             m = attention.unsqueeze(-1).float()
             count = m.sum(dim=1)
             pooled = [
