@@ -169,20 +169,21 @@ _INDONESIAN_MARKERS: Final = frozenset(
 )
 
 
-def _markers(prepared: str) -> tuple[int, int]:
-    """How many distinct :data:`_MALAY_MARKERS` and :data:`_INDONESIAN_MARKERS` ``prepared``
-    has."""
+def _by_markers(prepared: str, at_least: int = 1) -> str | None:
+    """``ms`` or ``id``: whichever has more distinct :data:`_MALAY_MARKERS` /
+    :data:`_INDONESIAN_MARKERS` words in ``prepared``, with at least ``at_least`` of them; None
+    on a tie."""
     words = set(prepared.casefold().split())
-    return len(words & _MALAY_MARKERS), len(words & _INDONESIAN_MARKERS)
+    malay, indonesian = len(words & _MALAY_MARKERS), len(words & _INDONESIAN_MARKERS)
+    if malay == indonesian or max(malay, indonesian) < at_least:
+        return None
+    return "ms" if malay > indonesian else "id"
 
 
 def _malay_or_indonesian(prepared: str, top: str) -> str:
     """``ms`` or ``id`` for text lingua put in that group, by the marker words; ``top``
     (lingua's pick) on a tie."""
-    malay, indonesian = _markers(prepared)
-    if malay == indonesian:
-        return top
-    return "ms" if malay > indonesian else "id"
+    return _by_markers(prepared) or top
 
 
 def _mixed_with_english(prepared: str) -> str | None:
@@ -191,10 +192,7 @@ def _mixed_with_english(prepared: str) -> str | None:
     postpaid ni ada data unlimited tak?"). None of 37,773 texts lingua calls English in VADER,
     Banking77 and CFPB has two. Only English is overridden: "je", "tu" and "ni" are French and
     Spanish words too."""
-    malay, indonesian = _markers(prepared)
-    if max(malay, indonesian) < 2 or malay == indonesian:
-        return None
-    return "ms" if malay > indonesian else "id"
+    return _by_markers(prepared, at_least=2)
 
 
 _TAGALOG_WORDS: Final = frozenset(
@@ -210,13 +208,9 @@ def _not_tagalog(prepared: str) -> str | None:
     and more than of the other, and not one Tagalog function word: lingua takes short Indonesian
     slang for Tagalog ("mantul kak, next order lagi" 0.37), which flagged it unsupported. Real
     Tagalog has "ang", "ng", "sa", "po" or "ko" in nearly every sentence."""
-    words = set(prepared.casefold().split())
-    if words & _TAGALOG_WORDS:
+    if set(prepared.casefold().split()) & _TAGALOG_WORDS:
         return None
-    malay, indonesian = len(words & _MALAY_MARKERS), len(words & _INDONESIAN_MARKERS)
-    if malay == indonesian:
-        return None
-    return "ms" if malay > indonesian else "id"
+    return _by_markers(prepared)
 
 
 _NOISE = re.compile(

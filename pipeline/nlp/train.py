@@ -270,10 +270,12 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         ) from exc
 
 
-def _split(
-    rows: list[Example], rng: random.Random, test_share: float = 0.2, min_test: int = 0
-) -> list[Example]:
-    """Seeded, stratified by label: ``test_share`` of each label goes to the test split (at
+TEST_SHARE: Final = 0.2
+"""Share of each dataset's rows (per label) held out for the card's scores."""
+
+
+def _split(rows: list[Example], rng: random.Random, min_test: int = 0) -> list[Example]:
+    """Seeded, stratified by label: :data:`TEST_SHARE` of each label goes to the test split (at
     least ``min_test`` rows while one stays for training)."""
     by_label: dict[str, list[Example]] = defaultdict(list)
     for row in rows:
@@ -282,7 +284,7 @@ def _split(
     for label in sorted(by_label):
         group = by_label[label]
         rng.shuffle(group)
-        n_test = max(round(len(group) * test_share), min(min_test, len(group) - 1))
+        n_test = max(round(len(group) * TEST_SHARE), min(min_test, len(group) - 1))
         out += [_with_split(r, "test") for r in group[:n_test]]
         out += [_with_split(r, "train") for r in group[n_test:]]
     return out
