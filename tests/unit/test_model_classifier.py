@@ -243,6 +243,20 @@ def test_outages_have_their_own_topic(classifier: ModelClassifier) -> None:
     assert "app_bugs" in results[-1].topics
 
 
+def test_how_fast_the_app_runs_is_the_app_not_wait_times(classifier: ModelClassifier) -> None:
+    """Praise or blame for the app's speed belongs to app_bugs; waiting for people stays
+    wait_times. Before the taxonomy said so, "so much faster now" came out wait_times only."""
+    texts = [
+        "The search is so much faster now, great update!",
+        "aplikasi lemot banget sejak update",
+        "on hold for 40 minutes, still nobody",
+    ]
+    app, lemot, hold = classifier.classify([_item(t, i) for i, t in enumerate(texts)])
+    assert next(iter(app.topics)) == "app_bugs", app.topics
+    assert next(iter(lemot.topics)) == "app_bugs", lemot.topics
+    assert next(iter(hold.topics)) == "wait_times", hold.topics
+
+
 def test_sarcasm_is_a_negative_complaint(
     classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
