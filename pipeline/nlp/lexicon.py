@@ -577,8 +577,11 @@ _REPEATED: Final = _cue(
     r"|still\s+waiting\s+(?:for|on)\s+(?:a|an|any|your|the|my)\s+(?:reply|response|answer"
     r"|call\s*back|return\s+call|update)\b"
     r"|again\s+and\s+again\b|over\s+and\s+over\b"
-    r"|(?:emailed|e-mailed|called|messaged|contacted|phoned|written|wrote|chatted|dm'?e?d"
-    r"|asked|complained|rang|reported)\b[^.!?\n]{0,30}?\b(?:\d+|two|three|four|five|six|several"
+    # any tense: "called", "calling", and "call 5 times no one pick up" (Singlish)
+    # (base forms only for "call" and "contact": "email", "message", "phone" are nouns too)
+    r"|(?:e-?mail(?:ed|ing)|call(?:ed|ing)?|messag(?:ed|ing)|contact(?:ed|ing)?|phon(?:ed|ing)"
+    r"|written|wrote|chat(?:ted|ting)|dm'?e?d|asked|complained|rang|ringing|reported)\b"
+    r"[^.!?\n]{0,30}?\b(?:\d+|two|three|four|five|six|several"
     r"|multiple|many|numerous|countless)\s+times\b"
     r"|still\s+no\s+(?:answer|reply|response|update|resolution)\b"
     r"|for\s+the\s+(?:\d+(?:st|nd|rd|th)|second|third|fourth|fifth)\s+time\b"

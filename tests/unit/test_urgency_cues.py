@@ -37,6 +37,8 @@ PATTERNS = {
 FIRES: list[tuple[str, str]] = [
     # -- repeated contact ---------------------------------------------------------------------
     # Indonesian / Malay
+    ("repeated", "Bro customer service u all very useless leh, call 5 times no one pick up"),
+    ("repeated", "I have been calling them 4 times today"),
     ("repeated", "saya sudah menghubungi CS lima kali dan tidak ada yang membantu"),
     ("repeated", "dah lima kali saya call tapi masih tak selesai"),
     ("repeated", "udah 3x telpon cs tetep gak ada solusi"),
@@ -241,6 +243,8 @@ QUIET: list[str] = [
     "fui cobrado duas vezes",
     "扣了两次钱",
     "ich wurde doppelt belastet, zweimal abgebucht",
+    # "email" and "message" are nouns too
+    "I got your email 3 times today lol",
     # used / visited / bought several times
     "baru 3 kali pakai sudah rusak",
     "sudah berkali-kali makan di sini, selalu enak",
