@@ -243,6 +243,18 @@ def test_outages_have_their_own_topic(classifier: ModelClassifier) -> None:
     assert "app_bugs" in results[-1].topics
 
 
+def test_harm_a_product_did_is_product_quality(classifier: ModelClassifier) -> None:
+    """A rash, a burn or food poisoning is about the product: before the taxonomy said so,
+    these got no topic or privacy."""
+    texts = [
+        "I think I'm having an allergic reaction to your face cream, my skin is burning",
+        "esta crema me quemó la piel",
+        "the kids' toy has a sharp edge, my son cut his finger",
+    ]
+    for c in classifier.classify([_item(t, i) for i, t in enumerate(texts)]):
+        assert next(iter(c.topics), None) == "product_quality", c.topics
+
+
 def test_how_fast_the_app_runs_is_the_app_not_wait_times(classifier: ModelClassifier) -> None:
     """Praise or blame for the app's speed belongs to app_bugs; waiting for people stays
     wait_times. Before the taxonomy said so, "so much faster now" came out wait_times only."""
