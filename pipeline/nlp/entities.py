@@ -24,7 +24,8 @@ which product, how much money, since when. Labels:
   ``yesterday``, ``3 days ago``, ``last week``, ``3 hari lepas``, ``semalam``, ``hace 3 días``,
   ``昨天``, ``3天前``, ``11月3日``; weekdays (``Saturday``, ``sabtu``, ``el lunes pasado``), and
   their short forms (``Sat``, ``sun``) only in a date's context (``Sat 14 Dec``, ``on sun at
-  5pm``, ``Mon-Fri``), as they are also words ("I sat in the queue").
+  5pm``, ``Mon-Fri``), as they are also words ("I sat in the queue"). A score out of 5 or 10
+  is no date ("amable, 10/10", "rated 4/5"; see :func:`_is_rating`).
 - ``DURATION``: how long something took or has lasted, not when: ``47 mins``, ``3 hours``,
   ``2hrs``, ``an hour``, ``3 hari`` ("dah 3 hari tunggu"), ``两个星期``, ``3天``. With "ago",
   "lepas", "lalu", "hace" or 前 in front or after it is a point in time, a ``DATE``.
@@ -469,7 +470,9 @@ class EntityExtractor:
         if "DATE" in want:
             # Numeric dates need a digit, the Chinese ones CJK characters (not ASCII).
             for m in _DATE_RE.finditer(text) if digits or not text.isascii() else ():
-                if m.group("dm") is not None and not _day_month_ok(m.group("dm"), m.group("mm")):
+                if m.group("dm") is not None and (
+                    not _day_month_ok(m.group("dm"), m.group("mm")) or _is_rating(text, m)
+                ):
                     continue
                 found.append(Entity("DATE", m.group(), m.start(), m.end()))
         if "DURATION" in want:
@@ -610,6 +613,36 @@ def _day_month_ok(first: str, second: str) -> bool:
     if (a, b) == (24, 7):
         return False
     return 1 <= a <= 31 and 1 <= b <= 31 and (a <= 12 or b <= 12)
+
+
+_RATING_BEFORE: Final = re.compile(
+    r"(?:\b(?:rate|rated|rating|score|scored|give|gave|giving|kasih|bagi|beri|nilai|doy|le\s+doy"
+    r"|nota|puntuaci[óo]n)\s*(?:it|this|them|you|u|ini)?\s*:?\s*)$",
+    re.IGNORECASE,
+)
+_RATING_AFTER: Final = re.compile(
+    r"\s*(?:stars?\b|bintang\b|estrellas?\b|would\b|will\b|recommend|highly\b|⭐|★"
+    r"|[^\w\s]*\s*$)",
+    re.IGNORECASE,
+)
+_DATE_BEFORE: Final = re.compile(
+    r"\b(?:on|by|since|until|till|from|before|after|due|dated|tgl|tanggal|pada|sejak|el|desde"
+    r"|hasta|le|am|bis|seit|ordered|placed|paid|bought|purchased|received|shipped|sent|booked)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _is_rating(text: str, m: re.Match[str]) -> bool:
+    """``10/10``, ``4/5`` as a score: out of 5 or 10, after a rating word ("rated 4/5",
+    "kasih 5/5") or followed by stars, "would recommend" or the end of the text ("amable,
+    10/10"), and not after a date word or a verb dates follow ("delivered on 10/10",
+    "ordered 3/5")."""
+    if m.group("mm") not in ("5", "10") or int(m.group("dm")) > int(m.group("mm")):
+        return False
+    before = text[max(0, m.start() - 20) : m.start()]
+    if _RATING_BEFORE.search(before):
+        return True
+    return not _DATE_BEFORE.search(before) and bool(_RATING_AFTER.match(text, m.end()))
 
 
 _PRIORITY: Final = {"TICKET": 0, "ORDER_ID": 1, "MONEY": 2, "DATE": 3, "DURATION": 4, "PRODUCT": 5}
