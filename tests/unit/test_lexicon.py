@@ -266,7 +266,7 @@ def test_default_taxonomy() -> None:
     assert [t.name for t in topics] == DEFAULT_TOPICS
     assert load_taxonomy(ROOT / "config" / "taxonomy.yaml") == topics
     for topic in topics:
-        assert 8 <= len(topic.examples) <= 15, topic.name
+        assert 8 <= len(topic.examples) <= 20, topic.name
         assert topic.keywords, topic.name
         assert all(k == k.casefold() for k in topic.keywords), topic.name
         assert topic.label and topic.description
