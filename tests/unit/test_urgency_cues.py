@@ -39,6 +39,9 @@ FIRES: list[tuple[str, str]] = [
     # Indonesian / Malay
     ("repeated", "Bro customer service u all very useless leh, call 5 times no one pick up"),
     ("repeated", "I have been calling them 4 times today"),
+    ("repeated", "I've opened 3 tickets and nobody replied"),
+    ("repeated", "Estou esperando o reembolso há 30 dias, já abri 3 chamados e ninguém responde"),
+    ("repeated", "abrí 4 reclamos y nada"),
     ("repeated", "saya sudah menghubungi CS lima kali dan tidak ada yang membantu"),
     ("repeated", "dah lima kali saya call tapi masih tak selesai"),
     ("repeated", "udah 3x telpon cs tetep gak ada solusi"),
@@ -245,6 +248,7 @@ QUIET: list[str] = [
     "ich wurde doppelt belastet, zweimal abgebucht",
     # "email" and "message" are nouns too
     "I got your email 3 times today lol",
+    "we made 3 orders this month, all great",
     # used / visited / bought several times
     "baru 3 kali pakai sudah rusak",
     "sudah berkali-kali makan di sini, selalu enak",
