@@ -616,7 +616,7 @@ def _day_month_ok(first: str, second: str) -> bool:
 
 
 _RATING_BEFORE: Final = re.compile(
-    r"(?:\b(?:rate|rated|rating|score|scored|give|gave|giving|kasih|bagi|beri|nilai|doy|le\s+doy"
+    r"(?:\b(?:rate|rated|rating|score|scored|give|gave|giving|kasih|bagi|beri|nilai|doy"
     r"|nota|puntuaci[óo]n)\s*(?:it|this|them|you|u|ini)?\s*:?\s*)$",
     re.IGNORECASE,
 )
