@@ -20,7 +20,10 @@ two matches overlap:
   words that introduce an account: "account", "acc no", "a/c", "akaun", "rekening", "no rek",
   "cuenta", "银行账号" ... A bare long number is not called a bank account: too many order and
   tracking numbers look the same;
-- ``email``: ``local@domain.tld`` (``+`` tags, dots, subdomains);
+- ``email``: ``local@domain.tld`` (``+`` tags, dots, subdomains), also written to dodge
+  scrapers with the ``@`` and dots in brackets: ``jane[at]example[dot]com``, ``jane (at)
+  example.co.uk``, ``jane{at}example{.}com`` (only bracketed forms: "look at this dot com" is
+  a sentence);
 - ``phone``: an optional ``+CC``, an optional ``(area)``, then digit groups separated by single
   spaces, dashes or dots, 8-15 digits in all. Not a phone: dates (``2026-11-23``, ``23.11.2026``),
   year ranges, amounts next to a currency (``RM 12345678``, ``15.000.000 rupiah``), numbers glued
@@ -298,8 +301,29 @@ def _ibans(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
+_AT: Final = r"\s?[\[({<]\s?(?:at|@)\s?[\])}>]\s?"
+_DOT: Final = r"(?:\s?[\[({<]\s?(?:dot|\.)\s?[\])}>]\s?|\.)"
+_OBFUSCATED_EMAIL_RE: Final = re.compile(
+    _starts(r"\w.+%@-")
+    + r"[A-Za-z0-9][A-Za-z0-9._%+-]*"
+    + _AT
+    + r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:"
+    + _DOT
+    + r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    + _DOT
+    + r"[A-Za-z]{2,24}"
+    + _ends(r"\w"),
+    re.IGNORECASE,
+)
+"""An address with its ``@`` (and maybe its dots) in brackets: ``jane[at]example[dot]com``."""
+_MAYBE_OBFUSCATED: Final = re.compile(r"[\[({<]\s?(?:at|@)\s?[\])}>]", re.IGNORECASE)
+
+
 def _emails(text: str) -> list[tuple[str, int, int]]:
-    return [("email", m.start(), m.end()) for m in EMAIL_RE.finditer(text)]
+    found = [("email", m.start(), m.end()) for m in EMAIL_RE.finditer(text)]
+    if _MAYBE_OBFUSCATED.search(text):
+        found += [("email", m.start(), m.end()) for m in _OBFUSCATED_EMAIL_RE.finditer(text)]
+    return found
 
 
 def _phones(text: str) -> list[tuple[str, int, int]]:
@@ -332,13 +356,13 @@ def _phones(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
-_MAYBE_PII: Final = re.compile(r"[\d@]")
-r"""Every kind needs a digit or an ``@``: cards, IBANs (``[A-Z]{2}\d{2}``), national ids
-(MyKad, NRIC ``[STFG]\d{7}``, NIK), bank accounts and phones all match ``\d``, e-mail
-addresses a literal ``@``. Without either, :func:`find_pii` has nothing to find and skips its
-six scans (most texts: posts without numbers). ``\d`` here is the patterns' own ``\d``
-(Unicode decimal digits: full-width ``４``, Arabic-Indic ``٤``, Devanagari ``४``, which they
-accept), so the check cannot skip a text they would match."""
+_MAYBE_PII: Final = re.compile(r"[\d@]|[\[({<]\s?at\s?[\])}>]", re.IGNORECASE)
+r"""Every kind needs a digit, an ``@`` or a bracketed "at": cards, IBANs (``[A-Z]{2}\d{2}``),
+national ids (MyKad, NRIC ``[STFG]\d{7}``, NIK), bank accounts and phones all match ``\d``,
+e-mail addresses a literal ``@`` or ``[at]``. Without any of them, :func:`find_pii` has nothing
+to find and skips its six scans (most texts: posts without numbers). ``\d`` here is the
+patterns' own ``\d`` (Unicode decimal digits: full-width ``４``, Arabic-Indic ``٤``, Devanagari
+``४``, which they accept), so the check cannot skip a text they would match."""
 
 
 def find_pii(text: str) -> list[tuple[str, int, int]]:
