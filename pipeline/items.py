@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +143,36 @@ class Item:
         h.update(b"\x00")
         h.update(self.text.encode("utf-8"))
         return h.hexdigest()[:32]
+
+
+_RATED_TITLE = re.compile(r"\[([1-5])/5\] ?")
+
+
+def rated_title(rating: int, title: str) -> str:
+    """``[2/5] Crashes on launch``: a review's star rating where people and filters look first
+    (the review collectors' titles)."""
+    return f"[{rating}/5] {title}".strip()
+
+
+def review_rating(item: Item) -> tuple[int | None, str | None]:
+    """A review's star rating and its title without the :func:`rated_title` marker; ``(None,
+    title)`` for any other item or a review without a rating."""
+    if item.channel is Channel.REVIEW and item.title:
+        m = _RATED_TITLE.match(item.title)
+        if m is not None:
+            return int(m.group(1)), item.title[m.end() :] or None
+    return None, item.title
+
+
+def analysis_text(item: Item) -> str:
+    """What a classifier reads of ``item``: the title (without a review's rating marker, which
+    the encoder read as noise: "[2/5] Update" turned a negative complaint neutral) above the
+    text, unless the text already starts with it (review collectors put the title in the text).
+    """
+    _rating, title = review_rating(item)
+    if not title or item.text.startswith(title):
+        return item.text
+    return f"{title}\n{item.text}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ from pipeline.collectors.http import (
 from pipeline.collectors.textutil import decode_bytes, sniff_bom
 from pipeline.config import Duration, TimeZoneName
 from pipeline.errors import BadInput, CareradarError, NotConfigured, TerminalError, TransientError
-from pipeline.items import BadInputRecord, Batch, Channel, Cursor, Item
+from pipeline.items import BadInputRecord, Batch, Channel, Cursor, Item, rated_title
 from pipeline.registry import register_collector
 
 log = logging.getLogger(__name__)
@@ -413,7 +413,7 @@ class ReviewsCollector:
             channel=self.channel,
             external_id=review.id,
             text=text,
-            title=_rated_title(review.rating, title),
+            title=rated_title(review.rating, title),
             created_at=review.updated,
             platform=self._platform,
             brand=self.cfg.brand,
@@ -520,7 +520,7 @@ class ReviewsCollector:
         review = dataclasses.replace(
             item,
             text=text or title,
-            title=_rated_title(rating, title) if rating is not None else item.title,
+            title=rated_title(rating, title) if rating is not None else item.title,
             raw=raw,
         )
         out = [review]
@@ -552,11 +552,6 @@ class ReviewsCollector:
                 )
             )
         return out
-
-
-def _rated_title(rating: int, title: str) -> str:
-    """``[2/5] Crashes on launch``: the rating where people and filters look first."""
-    return f"[{rating}/5] {title}".strip()
 
 
 def _older_awaiting(awaiting: Mapping[str, datetime], oldest: datetime | None) -> bool:

@@ -56,7 +56,7 @@ from typing import Final
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from pipeline.items import Classification, Entity, Item, Sentiment, Urgency
+from pipeline.items import Classification, Entity, Item, Sentiment, Urgency, analysis_text
 from pipeline.nlp.entities import RULES_DIGEST as ENTITY_RULES_DIGEST
 from pipeline.nlp.entities import EntityExtractor
 from pipeline.nlp.language import detect_languages
@@ -1028,6 +1028,7 @@ _RULES: Final = (
     COMPLAINT_THRESHOLD,
     TOPIC_THRESHOLD,
     ENTITY_RULES_DIGEST,
+    "text:unrated-title-once",  # what it reads of an item (pipeline.items.analysis_text)
 )
 _RULES_DIGEST: Final = hashlib.sha256(json.dumps(_RULES).encode()).hexdigest()[:8]
 """Every rule in one digest: part of :attr:`LexiconClassifier.version` (and so of the model
@@ -1099,8 +1100,7 @@ class LexiconClassifier:
 
     @staticmethod
     def _analysis_text(item: Item) -> str:
-        text = item.text if not item.title else f"{item.title}\n{item.text}"
-        return clean_text(text[:ANALYSIS_MAX_CHARS]).translate(_APOSTROPHES)
+        return clean_text(analysis_text(item)[:ANALYSIS_MAX_CHARS]).translate(_APOSTROPHES)
 
     def compound(self, text: str) -> float:
         """VADER's compound score with the customer-care phrases applied.

@@ -47,7 +47,15 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.items import Classification, Entity, Item, Sentiment, Urgency
+from pipeline.items import (
+    Classification,
+    Entity,
+    Item,
+    Sentiment,
+    Urgency,
+    analysis_text,
+    review_rating,
+)
 from pipeline.nlp.encoders import Encoder, encode_with_features, feature_dim, load_encoder
 from pipeline.nlp.heads import TaskHeads
 from pipeline.nlp.language import detect_languages
@@ -95,6 +103,17 @@ you! Had E07 every morning ... Fixed in 10 minutes" was a negative post in the d
 Such a text is also ``low`` urgency unless an explicit cue says otherwise: the urgency head
 called "谢谢，已经收到退款了" (thanks, the refund has arrived) ``high``, its silver ``high``
 being refund and card trouble; the 27 seed rows the rule matches are all labelled ``low``."""
+RATING_EVIDENCE: Final[dict[int, tuple[Sentiment, float]]] = {
+    1: (Sentiment.NEGATIVE, 0.7),
+    2: (Sentiment.NEGATIVE, 0.5),
+    4: (Sentiment.POSITIVE, 0.5),
+    5: (Sentiment.POSITIVE, 0.7),
+}
+"""A review's star rating (:func:`pipeline.items.review_rating`) as evidence next to the
+sentiment head, like sarcasm and thanks below: the customer's own verdict, which a short review
+text often leaves out ("[1/5] ok", "[1/5] Used to be good" read neutral and positive). Three
+stars say nothing either way. Text that clearly says otherwise still wins: at 0.7, a head's
+0.9 positive on a one-star review stays positive ("[1/5] Great app, wrong star, sorry")."""
 SARCASM_WEIGHT: Final = 0.6
 """A marker of sarcasm (:meth:`LexiconClassifier.sarcastic`: "🙄", "/s", "thanks for nothing")
 as evidence for negative next to the sentiment head, and as complaint evidence with
@@ -353,6 +372,7 @@ class ModelClassifier:
             f"cue-complaint:{CUE_COMPLAINT_WEIGHT}:{sorted(COMPLAINT_CUE_KINDS)}:statement"
         )
         parts.append(f"thanks:{THANKS_WEIGHT}:low")
+        parts.append(f"rating:{sorted((k, v[0].value, v[1]) for k, v in RATING_EVIDENCE.items())}")
         parts.append("topics:words-only")
         parts.append(sorted(self.manifest.languages).__repr__())
         parts += [f"topics:{name}:{self._topic_heads[name]}" for name in sorted(self._topic_heads)]
@@ -405,6 +425,7 @@ class ModelClassifier:
         if not items:
             return []
         texts = [self._analysis_text(item) for item in items]
+        ratings = [review_rating(item)[0] for item in items]
         languages: list[str | None] = [item.language or None for item in items]
         missing = [i for i, lang in enumerate(languages) if lang is None]
         if missing:
@@ -442,14 +463,14 @@ class ModelClassifier:
                 urgency[i],
                 topics[i],
                 entities[i],
+                ratings[i],
             )
             for i in range(n)
         ]
 
     @staticmethod
     def _analysis_text(item: Item) -> str:
-        text = item.text if not item.title else f"{item.title}\n{item.text}"
-        return clean_text(text[:ANALYSIS_MAX_CHARS])
+        return clean_text(analysis_text(item)[:ANALYSIS_MAX_CHARS])
 
     def _one(
         self,
@@ -460,11 +481,15 @@ class ModelClassifier:
         urgency_label: str,
         topics: dict[str, float],
         entities: Sequence[Entity],
+        rating: int | None = None,
     ) -> Classification:
         labels = tuple(Sentiment)
         score = min(1.0, max(0.0, complaint_score))
         urgency = Urgency(urgency_label)
         blank = not text.strip()
+        if rating in RATING_EVIDENCE:
+            side, weight = RATING_EVIDENCE[rating]
+            proba = _with_evidence(proba, labels.index(side), weight)
         sarcastic = not blank and self._lexicon.sarcastic(text)
         if sarcastic:
             proba = _with_evidence(proba, labels.index(Sentiment.NEGATIVE), SARCASM_WEIGHT)

@@ -14,7 +14,7 @@ import yaml
 from pipeline import registry
 from pipeline.config import AppConfig, ClassifierConfig
 from pipeline.errors import ConfigError
-from pipeline.items import Channel, Classification, Item, Sentiment, Urgency
+from pipeline.items import Channel, Classification, Item, Sentiment, Urgency, rated_title
 from pipeline.nlp.encoders import minilm_path
 from pipeline.nlp.model import (
     HEAD_TASKS,
@@ -241,6 +241,46 @@ def test_outages_have_their_own_topic(classifier: ModelClassifier) -> None:
     results = classifier.classify([_item(t, i) for i, t in enumerate(texts)])
     assert ["outage" in c.topics for c in results] == [True, True, True, True, False]
     assert "app_bugs" in results[-1].topics
+
+
+def _review(text: str, rating: int, title: str, n: int = 0) -> Item:
+    """A review as the review collectors store it: the rated title, the title in the text."""
+    return Item(
+        source="reviews",
+        channel=Channel.REVIEW,
+        external_id=f"r{n}",
+        text=f"{title}\n\n{text}" if title else text,
+        created_at=datetime(2026, 1, 15, 12, tzinfo=UTC),
+        title=rated_title(rating, title),
+        raw={"rating": rating},
+    )
+
+
+def test_a_review_rating_marker_is_not_read_as_text(classifier: ModelClassifier) -> None:
+    """ "[2/5]" in front of the title turned this negative complaint neutral and no complaint."""
+    text = "Since the last update it logs me out every day"
+    rated, plain = classifier.classify([_review(text, 3, "Update"), _item(f"Update\n\n{text}", 1)])
+    assert rated.sentiment is plain.sentiment is Sentiment.NEGATIVE
+    assert rated.is_complaint and plain.is_complaint
+    assert rated.sentiment_scores == pytest.approx(plain.sentiment_scores, abs=0.02)
+
+
+def test_a_review_rating_is_sentiment_evidence(classifier: ModelClassifier) -> None:
+    one, five, three, post = classifier.classify(
+        [
+            _review("ok", 1, "", 0),
+            _review("ok", 5, "", 1),
+            _review("ok", 3, "", 2),
+            # A "[1/5]" title on anything but a review is just text.
+            _item("ok", 3, title="[1/5]"),
+        ]
+    )
+    (unrated,) = classifier.classify([_item("ok", 4)])
+    assert one.sentiment is Sentiment.NEGATIVE
+    assert five.sentiment is Sentiment.POSITIVE
+    # three stars say nothing (other batch shapes move the last digits)
+    assert three.sentiment_scores == pytest.approx(unrated.sentiment_scores, abs=0.02)
+    assert post.sentiment is not Sentiment.NEGATIVE
 
 
 def test_harm_a_product_did_is_product_quality(classifier: ModelClassifier) -> None:
