@@ -16,9 +16,9 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from pipeline.collectors.base import CollectContext, parse_bool, parse_timestamp
 from pipeline.config import SourceConfig, TimeZoneName
@@ -47,6 +47,16 @@ _HEAD_BYTES = 4_096
 _MAX_LINE_BYTES = 1_048_576
 
 
+def _aware_anchor(v: datetime | None) -> datetime | None:
+    if v is not None and v.tzinfo is None:
+        raise ValueError("replay_anchor needs a zone, e.g. 2026-01-15T12:00:00Z")
+    return v
+
+
+ReplayAnchor = Annotated[datetime | None, AfterValidator(_aware_anchor)]
+"""An instant with a zone that becomes "now" at collection (replay of a saved export)."""
+
+
 class FileSource(SourceConfig):
     kind: Literal["file"] = "file"
     path: str = Field(description="file or glob (e.g. exports/*.jsonl), relative to the config")
@@ -58,7 +68,7 @@ class FileSource(SourceConfig):
     timezone: TimeZoneName = Field(
         default="UTC", description="zone for timestamps without an offset"
     )
-    replay_anchor: datetime | None = Field(
+    replay_anchor: ReplayAnchor = Field(
         default=None,
         description="replay mode: shift timestamps so this instant becomes 'now' at collection",
     )
@@ -71,13 +81,6 @@ class FileSource(SourceConfig):
             raise ValueError(
                 f"unknown field(s) {', '.join(unknown)}; valid fields are: {', '.join(CANONICAL)}"
             )
-        return v
-
-    @field_validator("replay_anchor")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("replay_anchor needs a zone, e.g. 2026-01-15T12:00:00Z")
         return v
 
 

@@ -46,7 +46,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.collectors.base import CollectContext, parse_timestamp
-from pipeline.collectors.file import CANONICAL, FileCollector, FileSource
+from pipeline.collectors.file import CANONICAL, FileCollector, FileSource, ReplayAnchor
 from pipeline.collectors.http import (
     HttpClient,
     HttpResult,
@@ -91,6 +91,9 @@ class ReviewsSource(HttpSource):
     mapping: dict[str, str] = Field(default_factory=dict)
     encoding: str = Field(default="auto", description="auto: by BOM (UTF-16/UTF-8), else UTF-8")
     timezone: TimeZoneName = "UTC"
+    replay_anchor: ReplayAnchor = Field(
+        default=None, description="export files: replay mode, as for kind: file"
+    )
 
     @field_validator("app_id")
     @classmethod
@@ -135,6 +138,8 @@ class ReviewsSource(HttpSource):
             raise ValueError(
                 "give either 'app_id' (App Store reviews) or 'path' (a review export), not both"
             )
+        if self.replay_anchor is not None and self.path is None:
+            raise ValueError("replay_anchor replays an export file: it needs 'path'")
         return self
 
 
@@ -476,6 +481,7 @@ class ReviewsCollector:
                 mapping=canonical,
                 encoding=self._encoding(path),
                 timezone=self.cfg.timezone,
+                replay_anchor=self.cfg.replay_anchor,
             )
             for batch in FileCollector(file_cfg, self.ctx).collect(latest):
                 latest = batch.cursor if batch.cursor is not None else latest

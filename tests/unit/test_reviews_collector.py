@@ -233,6 +233,14 @@ def test_config_needs_exactly_one_mode(tmp_path):
     p.write_text("sources:\n  - {name: r, kind: reviews, app_id: '1', countries: [usa]}\n")
     with pytest.raises(ConfigError, match="two-letter"):
         load_config(p, registry.source_models())
+    p.write_text(
+        "sources:\n  - {name: r, kind: reviews, app_id: '1', replay_anchor: 2026-01-15T12:00:00Z}\n"
+    )
+    with pytest.raises(ConfigError, match="needs 'path'"):
+        load_config(p, registry.source_models())
+    p.write_text("sources:\n  - {name: r, kind: reviews, path: x.csv, replay_anchor: 2026-01-15}\n")
+    with pytest.raises(ConfigError, match="needs a zone"):
+        load_config(p, registry.source_models())
 
 
 # --- through the runner and the store ------------------------------------------------------------
@@ -359,3 +367,28 @@ def test_play_console_utf16_csv_import(store, tmp_path):
     # Read to its end: a second run reads nothing.
     again = runner.run_once("play")
     assert (again.seen, again.new, again.bad) == (0, 0, 0)
+
+
+def test_an_export_can_be_replayed_with_its_newest_time_as_now(store, tmp_path):
+    """As for kind: file (the demo's reviews): timestamps shift so the anchor becomes now."""
+    shutil.copy(DATA / "play-console-reviews.csv", tmp_path / "reviews.csv")
+    mapping = "".join(f"      {k}: {v}\n" for k, v in PLAY_MAPPING.items())
+    p = tmp_path / "careradar.yaml"
+    p.write_text(
+        "sources:\n  - name: play\n    kind: reviews\n    path: reviews.csv\n"
+        "    replay_anchor: 2026-11-22T00:00:00Z\n    mapping:\n" + mapping,
+        encoding="utf-8",
+    )
+    runner = Runner(
+        load_config(p, registry.source_models()),
+        store,
+        classifier=LexiconClassifier(),
+        clock=lambda: NOW,
+    )
+    runner.run_once("play")
+    (german,) = [
+        r for r in store.list_items(source="play", now=NOW) if "gp:AOqpTOH-2" in r.external_id
+    ]
+    # Written 2026-11-21 09:00 UTC in the export (see test_play_console_utf16_csv_import).
+    shift = NOW - datetime(2026, 11, 22, tzinfo=UTC)
+    assert german.created_at == datetime(2026, 11, 21, 9, 0, tzinfo=UTC) + shift
