@@ -111,9 +111,11 @@ RATING_EVIDENCE: Final[dict[int, tuple[Sentiment, float]]] = {
 }
 """A review's star rating (:func:`pipeline.items.review_rating`) as evidence next to the
 sentiment head, like sarcasm and thanks below: the customer's own verdict, which a short review
-text often leaves out ("[1/5] ok", "[1/5] Used to be good" read neutral and positive). Three
-stars say nothing either way. Text that clearly says otherwise still wins: at 0.7, a head's
-0.9 positive on a one-star review stays positive ("[1/5] Great app, wrong star, sorry")."""
+text often leaves out ("[1/5] ok", "[1/5] Used to be good" read neutral and positive). The
+class it points to ends up with at least its weight, so for 1, 2, 4 and 5 stars the stars
+decide between negative and positive, as review tools do ("[1/5] Great app, wrong star" is
+negative); the head still shapes the probabilities and decides three-star reviews, where the
+stars say nothing either way."""
 SARCASM_WEIGHT: Final = 0.6
 """A marker of sarcasm (:meth:`LexiconClassifier.sarcastic`: "🙄", "/s", "thanks for nothing")
 as evidence for negative next to the sentiment head, and as complaint evidence with

@@ -1427,9 +1427,10 @@ def write_model_card(
         "",
         "A review's star rating is evidence next to the sentiment head, applied like sarcasm",
         "and thanks: 1 star towards negative at 0.7, 2 at 0.5, 4 towards positive at 0.5, 5 at",
-        "0.7, 3 not at all (`model.RATING_EVIDENCE`). The weights are a judgement, not fitted:",
-        "no data here has star ratings. None of the held-out rows below is a rated review, so",
-        "their figures do not include it.",
+        "0.7, 3 not at all (`model.RATING_EVIDENCE`), so for 1, 2, 4 and 5 stars the stars",
+        "decide between negative and positive. The weights are a judgement, not fitted: no data",
+        "here has star ratings. None of the held-out rows below is a rated review, so their",
+        "figures do not include it.",
         "",
         "Urgency is the head's label raised to `high` by the lexicon's explicit cues (legal",
         "threats, safety, someone else in the account; churn,"
