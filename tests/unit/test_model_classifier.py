@@ -309,6 +309,17 @@ def test_how_fast_the_app_runs_is_the_app_not_wait_times(classifier: ModelClassi
     assert next(iter(hold.topics)) == "wait_times", hold.topics
 
 
+def test_how_fast_a_product_works_is_product_quality(classifier: ModelClassifier) -> None:
+    """A duration about the product itself is not waiting for the brand: these were wait_times."""
+    texts = [
+        "the hair dryer is so slow, my hair is still wet after 15 min",
+        "mesin ni panaskan air dalam 2 minit je, laju",
+        "oven takes forever to preheat, 25 minutes",
+    ]
+    for c in classifier.classify([_item(t, i) for i, t in enumerate(texts)]):
+        assert next(iter(c.topics), None) == "product_quality", c.topics
+
+
 def test_sarcasm_is_a_negative_complaint(
     classifier: ModelClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
