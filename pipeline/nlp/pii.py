@@ -301,7 +301,8 @@ def _ibans(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
-_AT: Final = r"\s?[\[({<]\s?(?:at|@)\s?[\])}>]\s?"
+_BRACKETED_AT: Final = r"[\[({<]\s?(?:at|@)\s?[\])}>]"
+_AT: Final = rf"\s?{_BRACKETED_AT}\s?"
 _DOT: Final = r"(?:\s?[\[({<]\s?(?:dot|\.)\s?[\])}>]\s?|\.)"
 _OBFUSCATED_EMAIL_RE: Final = re.compile(
     _starts(r"\w.+%@-")
@@ -316,7 +317,7 @@ _OBFUSCATED_EMAIL_RE: Final = re.compile(
     re.IGNORECASE,
 )
 """An address with its ``@`` (and maybe its dots) in brackets: ``jane[at]example[dot]com``."""
-_MAYBE_OBFUSCATED: Final = re.compile(r"[\[({<]\s?(?:at|@)\s?[\])}>]", re.IGNORECASE)
+_MAYBE_OBFUSCATED: Final = re.compile(_BRACKETED_AT, re.IGNORECASE)
 
 
 def _emails(text: str) -> list[tuple[str, int, int]]:
@@ -356,7 +357,7 @@ def _phones(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
-_MAYBE_PII: Final = re.compile(r"[\d@]|[\[({<]\s?at\s?[\])}>]", re.IGNORECASE)
+_MAYBE_PII: Final = re.compile(rf"[\d@]|{_BRACKETED_AT}", re.IGNORECASE)
 r"""Every kind needs a digit, an ``@`` or a bracketed "at": cards, IBANs (``[A-Z]{2}\d{2}``),
 national ids (MyKad, NRIC ``[STFG]\d{7}``, NIK), bank accounts and phones all match ``\d``,
 e-mail addresses a literal ``@`` or ``[at]``. Without any of them, :func:`find_pii` has nothing

@@ -283,41 +283,35 @@ def test_a_review_rating_is_sentiment_evidence(classifier: ModelClassifier) -> N
     assert post.sentiment is not Sentiment.NEGATIVE
 
 
-def test_harm_a_product_did_is_product_quality(classifier: ModelClassifier) -> None:
-    """A rash, a burn or food poisoning is about the product: before the taxonomy said so,
-    these got no topic or privacy."""
-    texts = [
+FIRST_TOPIC = [
+    # Harm a product did is about the product: these got no topic or privacy.
+    (
         "I think I'm having an allergic reaction to your face cream, my skin is burning",
-        "esta crema me quemó la piel",
-        "the kids' toy has a sharp edge, my son cut his finger",
-    ]
-    for c in classifier.classify([_item(t, i) for i, t in enumerate(texts)]):
-        assert next(iter(c.topics), None) == "product_quality", c.topics
+        "product_quality",
+    ),
+    ("esta crema me quemó la piel", "product_quality"),
+    ("the kids' toy has a sharp edge, my son cut his finger", "product_quality"),
+    # The app's speed is the app; "so much faster now" came out wait_times only.
+    ("The search is so much faster now, great update!", "app_bugs"),
+    ("aplikasi lemot banget sejak update", "app_bugs"),
+    ("on hold for 40 minutes, still nobody", "wait_times"),
+    # A duration about the product itself is not waiting for the brand: these were wait_times.
+    ("the hair dryer is so slow, my hair is still wet after 15 min", "product_quality"),
+    ("mesin ni panaskan air dalam 2 minit je, laju", "product_quality"),
+    ("oven takes forever to preheat, 25 minutes", "product_quality"),
+]
 
 
-def test_how_fast_the_app_runs_is_the_app_not_wait_times(classifier: ModelClassifier) -> None:
-    """Praise or blame for the app's speed belongs to app_bugs; waiting for people stays
-    wait_times. Before the taxonomy said so, "so much faster now" came out wait_times only."""
-    texts = [
-        "The search is so much faster now, great update!",
-        "aplikasi lemot banget sejak update",
-        "on hold for 40 minutes, still nobody",
-    ]
-    app, lemot, hold = classifier.classify([_item(t, i) for i, t in enumerate(texts)])
-    assert next(iter(app.topics)) == "app_bugs", app.topics
-    assert next(iter(lemot.topics)) == "app_bugs", lemot.topics
-    assert next(iter(hold.topics)) == "wait_times", hold.topics
+@pytest.fixture(scope="session")
+def first_topic_results(classifier: ModelClassifier) -> list[Classification]:
+    return classifier.classify([_item(t, i) for i, (t, _) in enumerate(FIRST_TOPIC)])
 
 
-def test_how_fast_a_product_works_is_product_quality(classifier: ModelClassifier) -> None:
-    """A duration about the product itself is not waiting for the brand: these were wait_times."""
-    texts = [
-        "the hair dryer is so slow, my hair is still wet after 15 min",
-        "mesin ni panaskan air dalam 2 minit je, laju",
-        "oven takes forever to preheat, 25 minutes",
-    ]
-    for c in classifier.classify([_item(t, i) for i, t in enumerate(texts)]):
-        assert next(iter(c.topics), None) == "product_quality", c.topics
+@pytest.mark.parametrize("index", range(len(FIRST_TOPIC)), ids=[t[:30] for t, _ in FIRST_TOPIC])
+def test_first_topic(index: int, first_topic_results: list[Classification]) -> None:
+    """Taxonomy examples and descriptions added for posts the zero-shot scorer got wrong."""
+    topics = first_topic_results[index].topics
+    assert next(iter(topics), None) == FIRST_TOPIC[index][1], topics
 
 
 def test_sarcasm_is_a_negative_complaint(
